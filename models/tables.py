@@ -1,0 +1,265 @@
+"""caseconf's system of record: SQLModel tables. Prefect holds orchestration state only."""
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, String, TypeDecorator, UniqueConstraint, text
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+from models.vocabulary import (
+    ActionStatus,
+    CaseStatus,
+    Classification,
+    ConferenceKind,
+    ConferenceType,
+    ConsentDecision,
+    NotificationStatus,
+    Phase,
+    PlanOutcome,
+    ReviewStatus,
+    Role,
+    Stage,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC and always gives them back aware (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: caseconf stores only timezone-aware timestamps")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _when(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)  # type: ignore[call-overload]
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Agency(SQLModel, table=True):
+    """An organisation that may take part in conferences, loaded from the agency directory."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True, max_length=64)
+    name: str = Field(max_length=200)
+    kinds: list[str] = _json_list()
+    time_zone: str = Field(default="Europe/Vienna", max_length=64)
+    language: str = Field(default="en", max_length=8)
+    area: str | None = Field(default=None, max_length=100)
+    clearance: Classification = Field(default=Classification.professional, sa_type=String(16))
+    active: bool = True
+
+
+class Representative(SQLModel, table=True):
+    """A person who represents an agency at conferences; never sent to Prefect."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, index=True, max_length=64)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    name: str = Field(max_length=200)
+    active: bool = True
+
+
+class Case(SQLModel, table=True):
+    """One person's case, known outside caseconf's database only by its pseudonymous reference."""
+
+    __table_args__ = (
+        Index(
+            "uq_case_open_file_number",
+            "referring_agency_id",
+            "referral_file_number",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(unique=True, index=True, max_length=32)
+    referring_agency_id: int = Field(foreign_key="agency.id")
+    referral_file_number: str = Field(max_length=64)
+    profile: str = Field(max_length=64)
+    stage: Stage = Field(sa_type=String(16))
+    status: CaseStatus = Field(default=CaseStatus.open, sa_type=String(16))
+    needs: list[str] = _json_list()
+    conference_type: ConferenceType | None = Field(default=None, sa_type=String(16))
+    cycle: int = 1
+    phase: Phase = Field(default=Phase.referral, sa_type=String(24))
+    current_flow_run_id: str | None = Field(default=None, max_length=36)
+    closure_reason: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _when(default_factory=utcnow)
+    updated_at: datetime = _when(default_factory=utcnow)
+    closed_at: datetime | None = _when(default=None)
+
+
+class Conference(SQLModel, table=True):
+    """One conference cycle of a case: preparation, the phases, release."""
+
+    __table_args__ = (UniqueConstraint("case_id", "cycle"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    cycle: int
+    kind: ConferenceKind = Field(sa_type=String(16))
+    conference_type: ConferenceType = Field(sa_type=String(16))
+    starts_at: datetime | None = _when(default=None)
+    time_zone: str = Field(default="Europe/Vienna", max_length=64)
+    location: str | None = Field(default=None, max_length=300)
+    ical_uid: str = Field(max_length=128)
+    ical_sequence: int = 0
+    phase: Phase = Field(default=Phase.preparation, sa_type=String(24))
+    created_at: datetime = _when(default_factory=utcnow)
+    released_at: datetime | None = _when(default=None)
+
+
+class Participant(SQLModel, table=True):
+    """Who takes part in a conference, in which role, and the rule that put them there."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    conference_id: int = Field(foreign_key="conference.id", index=True)
+    agency_id: int | None = Field(default=None, foreign_key="agency.id")
+    representative_id: int | None = Field(default=None, foreign_key="representative.id")
+    role: Role = Field(sa_type=String(16))
+    rule: str = Field(max_length=300)
+    intermediary_agency_id: int | None = Field(default=None, foreign_key="agency.id")
+    is_substitute: bool = False
+    override_reason: str | None = Field(default=None, max_length=500)
+
+
+class ConsentRecord(SQLModel, table=True):
+    """One entry of the consent ledger: appended, never edited or deleted."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    scope: str = Field(max_length=100)
+    decision: ConsentDecision = Field(sa_type=String(16))
+    recorded_by_id: int = Field(foreign_key="representative.id")
+    recorded_at: datetime = _when(default_factory=utcnow)
+    expires_on: date | None = None
+
+
+class InformationItem(SQLModel, table=True):
+    """What an agency contributed in the information phase; restricted items are pointers only."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    conference_id: int = Field(foreign_key="conference.id", index=True)
+    agency_id: int = Field(foreign_key="agency.id")
+    classification: Classification = Field(sa_type=String(16))
+    summary: str | None = Field(default=None, max_length=2000)
+    pointer: str | None = Field(default=None, max_length=500)
+    recorded_at: datetime = _when(default_factory=utcnow)
+
+
+class PlanItem(SQLModel, table=True):
+    """An item of the plan: drafted by client and family or proposed by professionals, then decided."""
+
+    __table_args__ = (UniqueConstraint("conference_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conference_id: int = Field(foreign_key="conference.id", index=True)
+    number: int
+    drafted_by: Role = Field(sa_type=String(16))
+    text: str = Field(max_length=1000)
+    outcome: PlanOutcome | None = Field(default=None, sa_type=String(16))
+    amendment: str | None = Field(default=None, max_length=1000)
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class ActionItem(SQLModel, table=True):
+    """An action agreed at a conference, owned by one agency, with a due date."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    conference_id: int = Field(foreign_key="conference.id")
+    owner_agency_id: int = Field(foreign_key="agency.id")
+    description: str = Field(max_length=1000)
+    due_on: date
+    status: ActionStatus = Field(default=ActionStatus.open, sa_type=String(16))
+    status_reason: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _when(default_factory=utcnow)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class Review(SQLModel, table=True):
+    """A scheduled review conference: a future Prefect flow run until it falls due."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    cycle: int
+    due_at: datetime = _when()
+    version: int = 1
+    idempotency_key: str = Field(unique=True, max_length=200)
+    flow_run_id: str | None = Field(default=None, max_length=36)
+    status: ReviewStatus = Field(default=ReviewStatus.scheduled, sa_type=String(16))
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class Notification(SQLModel, table=True):
+    """The outbox: one message to one recipient on one channel, keyed so it is sent once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=300)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    conference_id: int | None = Field(default=None, foreign_key="conference.id")
+    event: str = Field(max_length=40)
+    recipient_agency_id: int | None = Field(default=None, foreign_key="agency.id")
+    recipient_role: Role = Field(sa_type=String(16))
+    channel: str = Field(max_length=40)
+    status: NotificationStatus = Field(default=NotificationStatus.queued, sa_type=String(16))
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _when(default_factory=utcnow)
+    sent_at: datetime | None = _when(default=None)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only: who did, saw or exported what, for which case, and why."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _when(default_factory=utcnow)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    actor_id: int | None = Field(default=None, foreign_key="representative.id")
+    action: str = Field(max_length=60)
+    detail: str | None = Field(default=None, max_length=1000)
+    justification: str | None = Field(default=None, max_length=1000)
+
+
+class Effect(SQLModel, table=True):
+    """The idempotency ledger: a side effect happened once under this key, with this (id) result."""
+
+    key: str = Field(primary_key=True, max_length=300)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class FormRefusal(SQLModel, table=True):
+    """A form answer refused by a business rule; the step is asked again under the next attempt."""
+
+    __table_args__ = (UniqueConstraint("step_key", "attempt"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    step_key: str = Field(max_length=200, index=True)
+    attempt: int
+    reason: str = Field(max_length=2000)
+    at: datetime = _when(default_factory=utcnow)

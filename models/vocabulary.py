@@ -1,0 +1,162 @@
+"""The shared vocabulary of ../shared/DOMAIN.md as enums; docs/glossary.md lists what we added."""
+
+from enum import StrEnum
+
+
+class AgencyKind(StrEnum):
+    prison = "prison"
+    security_service = "security_service"
+    police = "police"
+    prosecution = "prosecution"
+    court = "court"
+    probation = "probation"
+    cso = "cso"
+    municipality = "municipality"
+    social_services = "social_services"
+    mental_health = "mental_health"
+    mentor = "mentor"
+    school = "school"
+    migrant_charity = "migrant_charity"
+    family_support = "family_support"
+    housing = "housing"
+    employment = "employment"
+    religious_guidance = "religious_guidance"
+    substance_use = "substance_use"
+    debt_advice = "debt_advice"
+
+
+class Need(StrEnum):
+    mental_health = "mental_health"
+    housing = "housing"
+    employment = "employment"
+    education = "education"
+    family_support = "family_support"
+    migration = "migration"
+    substance_use = "substance_use"
+    debt = "debt"
+    religious_guidance = "religious_guidance"
+    mentoring = "mentoring"
+
+
+class Stage(StrEnum):
+    pre_trial = "pre_trial"
+    custody = "custody"
+    pre_release = "pre_release"
+    post_release = "post_release"
+    closed = "closed"
+
+
+class ConferenceType(StrEnum):
+    security = "security"
+    social_network = "social_network"
+
+
+class ConferenceKind(StrEnum):
+    """The first conference of a case, or a review conference of an earlier one."""
+
+    first = "first"
+    review = "review"
+
+
+class Phase(StrEnum):
+    """Where a case stands in its current conference cycle."""
+
+    referral = "referral"
+    preparation = "preparation"
+    consent = "consent"
+    stakeholders = "stakeholders"
+    invitation = "invitation"
+    information = "information"
+    family_only = "family_only"
+    decision = "decision"
+    release = "release"
+    review_scheduled = "review_scheduled"
+    closed = "closed"
+
+
+class Role(StrEnum):
+    lead = "lead"
+    coordinator = "coordinator"
+    core = "core"
+    case_dependent = "case_dependent"
+    client = "client"
+    family = "family"
+    observer = "observer"
+
+
+PROFESSIONAL_ROLES = frozenset(
+    {Role.lead, Role.coordinator, Role.core, Role.case_dependent, Role.observer}
+)
+
+
+class Classification(StrEnum):
+    restricted = "restricted"
+    professional = "professional"
+    shared = "shared"
+
+
+class PlanOutcome(StrEnum):
+    accepted = "accepted"
+    amended = "amended"
+    rejected = "rejected"
+
+
+class ActionStatus(StrEnum):
+    open = "open"
+    done = "done"
+    not_done = "not_done"
+    carried_over = "carried_over"
+
+
+class NotDoneReason(StrEnum):
+    circumstances_changed = "circumstances_changed"
+    agency_did_not_act = "agency_did_not_act"
+    client_declined = "client_declined"
+    no_capacity = "no_capacity"
+    other = "other"
+
+
+class ConsentScope(StrEnum):
+    """Fixed scopes; `share_with:<agency>` scopes are built with `share_with_scope`."""
+
+    social_network_conference = "social_network_conference"
+    family_involvement = "family_involvement"
+
+
+def share_with_scope(agency_code: str) -> str:
+    return f"share_with:{agency_code}"
+
+
+class ConsentDecision(StrEnum):
+    granted = "granted"
+    refused = "refused"
+    withdrawn = "withdrawn"
+
+
+class CaseStatus(StrEnum):
+    open = "open"
+    closed = "closed"
+
+
+class ClosureReason(StrEnum):
+    consent_refused = "consent_refused"
+    plan_completed = "plan_completed"
+    transferred_out = "transferred_out"
+    client_deceased = "client_deceased"
+    no_longer_assessed_at_risk = "no_longer_assessed_at_risk"
+    referral_withdrawn = "referral_withdrawn"
+    other = "other"
+
+
+class ReviewStatus(StrEnum):
+    scheduled = "scheduled"
+    started = "started"
+    cancelled = "cancelled"
+    superseded = "superseded"
+
+
+class NotificationStatus(StrEnum):
+    queued = "queued"
+    sent = "sent"
+    failed = "failed"
+    handed_over = "handed_over"
