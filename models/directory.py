@@ -1,0 +1,178 @@
+"""The agency directory: agencies, their kinds and representatives, as validated YAML data.
+
+`load_directory` reads and validates the file (`DirectoryError` names the file, the entry and the
+reason); `sync_directory` brings the Agency and Representative tables in line with it.
+"""
+
+import re
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlmodel import Session, select
+
+from models.profile import SLUG, describe_errors, read_yaml_mapping, rule_error
+from models.tables import Agency, Representative
+from models.vocabulary import AgencyKind, Classification
+
+Code = str  # a slug: lower-case letters and digits joined by '-' or '_'
+
+
+class DirectoryError(Exception):
+    """A directory file that cannot be used; the message names the file, the entry and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RepresentativeEntry(_Strict):
+    """A person who represents an agency; `name` is personal data and never leaves the database."""
+
+    code: Code = Field(pattern=SLUG, max_length=64)
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
+
+
+class AgencyEntry(_Strict):
+    """One agency of the directory."""
+
+    code: Code = Field(pattern=SLUG, max_length=64)
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    kinds: list[AgencyKind] = Field(min_length=1, description="One agency may have several.")
+    time_zone: str = Field(max_length=64, description="An IANA time zone, e.g. Europe/Vienna.")
+    language: str = Field(
+        pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$", max_length=8, description="e.g. de, en, de-AT."
+    )
+    area: str | None = Field(default=None, min_length=1, max_length=100)
+    clearance: Classification = Classification.professional
+    representatives: list[RepresentativeEntry] = Field(min_length=1)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a known IANA time zone (e.g. Europe/Vienna)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _no_duplicate_kinds(self) -> "AgencyEntry":
+        seen: set[AgencyKind] = set()
+        for i, kind in enumerate(self.kinds):
+            if kind in seen:
+                raise rule_error(f"kinds[{i}]", f"'{kind}' is listed twice")
+            seen.add(kind)
+        return self
+
+
+class Directory(_Strict):
+    """All agencies; agency codes and representative codes are each unique in the file."""
+
+    agencies: list[AgencyEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_codes(self) -> "Directory":
+        agency_at: dict[str, int] = {}
+        rep_at: dict[str, str] = {}
+        for i, agency in enumerate(self.agencies):
+            if agency.code in agency_at:
+                raise rule_error(
+                    f"agencies[{i}].code",
+                    f"'{agency.code}' is already used by agencies[{agency_at[agency.code]}]",
+                )
+            agency_at[agency.code] = i
+            for j, rep in enumerate(agency.representatives):
+                here = f"agencies[{i}].representatives[{j}]"
+                if rep.code in rep_at:
+                    raise rule_error(
+                        f"{here}.code", f"'{rep.code}' is already used by {rep_at[rep.code]}"
+                    )
+                rep_at[rep.code] = here
+        return self
+
+    def agency(self, code: str) -> AgencyEntry | None:
+        return next((a for a in self.agencies if a.code == code), None)
+
+
+def _label_entries(message: str, data: dict[str, Any]) -> str:
+    """Name each `agencies[i]` by its code where the data has one (codes are not personal)."""
+    raw = data.get("agencies")
+    if not isinstance(raw, list):
+        return message
+    for i, entry in enumerate(raw):
+        code = entry.get("code") if isinstance(entry, dict) else None
+        if isinstance(code, str) and len(code) <= 64 and re.fullmatch(SLUG, code):
+            message = message.replace(f"agencies[{i}]", f"agencies[{i}] ({code})")
+    return message
+
+
+def parse_directory(data: dict[str, Any], source: str) -> Directory:
+    """Validate directory data read from `source`."""
+    try:
+        return Directory.model_validate(data)
+    except ValidationError as exc:
+        raise DirectoryError(_label_entries(describe_errors(source, exc), data)) from None
+
+
+def load_directory(path: Path | None = None) -> Directory:
+    """Read and validate the directory file (default: settings.directory)."""
+    if path is None:
+        from models.settings import get_settings
+
+        path = get_settings().directory
+    try:
+        data = read_yaml_mapping(path)
+    except ValueError as exc:
+        raise DirectoryError(f"{path}: {exc}") from None
+    return parse_directory(data, str(path))
+
+
+def sync_directory(session: Session, directory: Directory) -> None:
+    """Upsert agencies and representatives by code; those gone from the file become inactive.
+
+    Works inside the caller's transaction (it flushes, never commits), so a failure leaves
+    the tables as they were once the caller's `session_scope` rolls back.
+    """
+    agencies = {a.code: a for a in session.exec(select(Agency)).all()}
+    listed = {entry.code for entry in directory.agencies}
+    for entry in directory.agencies:
+        row = agencies.get(entry.code)
+        if row is None:
+            row = Agency(code=entry.code, name=entry.name)
+            agencies[entry.code] = row
+        row.name = entry.name
+        row.kinds = [str(kind) for kind in entry.kinds]
+        row.time_zone = entry.time_zone
+        row.language = entry.language
+        row.area = entry.area
+        row.clearance = entry.clearance
+        row.active = True
+        session.add(row)
+    for code, row in agencies.items():
+        if code not in listed and row.active:
+            row.active = False
+            session.add(row)
+    session.flush()  # gives new agencies their ids
+
+    reps = {r.code: r for r in session.exec(select(Representative)).all()}
+    listed_reps: set[str] = set()
+    for entry in directory.agencies:
+        agency_id = agencies[entry.code].id
+        assert agency_id is not None
+        for rep_entry in entry.representatives:
+            listed_reps.add(rep_entry.code)
+            rep = reps.get(rep_entry.code)
+            if rep is None:
+                rep = Representative(code=rep_entry.code, agency_id=agency_id, name=rep_entry.name)
+                reps[rep_entry.code] = rep
+            rep.agency_id = agency_id
+            rep.name = rep_entry.name
+            rep.active = True
+            session.add(rep)
+    for code, rep in reps.items():
+        if code not in listed_reps and rep.active:
+            rep.active = False
+            session.add(rep)
+    session.flush()

@@ -1,0 +1,278 @@
+"""Governance profiles: a jurisdiction's standard operating procedure as validated YAML data.
+
+A profile lives in `<profiles_dir>/<name>.yaml`. `load_profile` reads and validates it and raises
+`ProfileError` naming the file, the path inside it and the reason. Cross-field rules are checked
+inside the models, so a `Profile` built in code is held to the same rules as one read from a file.
+"""
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from models.vocabulary import AgencyKind, ConferenceType, Need, Phase, Stage
+
+SLUG = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
+_SLUG_RE = re.compile(SLUG)
+
+#: The phases a conference type may hold, in the only order they may run.
+CONFERENCE_PHASES: tuple[Phase, ...] = (Phase.information, Phase.family_only, Phase.decision)
+
+StrictBool = Annotated[bool, Strict()]
+StrictInt = Annotated[int, Strict()]
+Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+
+_RULE_ERROR = "profile_rule"
+
+
+class ProfileError(Exception):
+    """A profile that cannot be used; the message names the file, the path inside it and why."""
+
+
+def rule_error(field: str, reason: str) -> PydanticCustomError:
+    """A cross-field error whose `field` is appended to the location when reported."""
+    return PydanticCustomError(_RULE_ERROR, "{reason}", {"field": field, "reason": reason})
+
+
+def _duplicates(field: str, items: list[Any]) -> None:
+    seen: set[Any] = set()
+    for i, item in enumerate(items):
+        if item in seen:
+            raise rule_error(f"{field}[{i}]", f"'{item}' is listed twice")
+        seen.add(item)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConferenceTypeRules(_Strict):
+    """How one conference type runs: its phases, consent, who is invited, who leads."""
+
+    phases: list[Phase] = Field(
+        description="Ordered phases among information, family_only, decision."
+    )
+    consent_required: StrictBool = Field(
+        description="The client's recorded consent is needed before the conference."
+    )
+    client_and_family: StrictBool = Field(description="The client and family are invited.")
+    lead_kinds: list[AgencyKind] = Field(
+        min_length=1, description="Agency kinds that may lead, in order of preference."
+    )
+    coordinator_kinds: list[AgencyKind] = Field(
+        default_factory=list,
+        description="Agency kinds that may coordinate, in order of preference; "
+        "empty means the lead coordinates.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ConferenceTypeRules":
+        for i, phase in enumerate(self.phases):
+            if phase not in CONFERENCE_PHASES:
+                allowed = ", ".join(CONFERENCE_PHASES)
+                raise rule_error(f"phases[{i}]", f"'{phase}' is not a conference phase ({allowed})")
+        _duplicates("phases", self.phases)
+        order = [CONFERENCE_PHASES.index(p) for p in self.phases]
+        if order != sorted(order):
+            raise rule_error("phases", "must run in the order information, family_only, decision")
+        for needed in (Phase.information, Phase.decision):
+            if needed not in self.phases:
+                raise rule_error("phases", f"the {needed} phase is required")
+        if Phase.family_only in self.phases and not self.client_and_family:
+            raise rule_error(
+                "phases", "a family_only phase needs client_and_family: true (nobody would attend)"
+            )
+        if self.consent_required and not self.client_and_family:
+            raise rule_error(
+                "consent_required",
+                "contradicts client_and_family: false (consent is asked of an invited client)",
+            )
+        _duplicates("lead_kinds", self.lead_kinds)
+        _duplicates("coordinator_kinds", self.coordinator_kinds)
+        return self
+
+
+class StageRule(_Strict):
+    """Kinds not invited at a stage: refused if `hard`, else a default one may override."""
+
+    stage: Stage
+    exclude_kinds: list[AgencyKind] = Field(min_length=1)
+    hard: StrictBool = False
+    reason: Text
+
+    @model_validator(mode="after")
+    def _no_duplicates(self) -> "StageRule":
+        _duplicates("exclude_kinds", self.exclude_kinds)
+        return self
+
+
+class Profile(_Strict):
+    """A jurisdiction's governance profile (see config/profiles/generic.yaml)."""
+
+    name: str = Field(pattern=SLUG, max_length=64, description="Equals the file's name.")
+    title: Text
+    conference_types: dict[ConferenceType, ConferenceTypeRules] = Field(min_length=1)
+    default_conference_type: ConferenceType
+    core_kinds: dict[ConferenceType, list[AgencyKind]] = Field(
+        default_factory=dict, description="Agency kinds that always attend, per conference type."
+    )
+    core_cap: StrictInt = Field(
+        ge=1, description="Warn when the core group (lead, coordinator, core) is larger."
+    )
+    need_kinds: dict[Need, list[AgencyKind]] = Field(
+        default_factory=dict, description="Agency kinds brought in for each need."
+    )
+    stage_rules: list[StageRule] = Field(default_factory=list)
+    review_weeks: StrictInt = Field(
+        default=12, ge=1, le=104, description="First review this many weeks after the decision."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Profile":
+        if self.default_conference_type not in self.conference_types:
+            raise rule_error(
+                "default_conference_type",
+                f"'{self.default_conference_type}' is not one of this profile's conference_types",
+            )
+        for ctype, kinds in self.core_kinds.items():
+            if ctype not in self.conference_types:
+                raise rule_error(
+                    f"core_kinds.{ctype}", "not one of this profile's conference_types"
+                )
+            _duplicates(f"core_kinds.{ctype}", kinds)
+        for need, kinds in self.need_kinds.items():
+            if not kinds:
+                raise rule_error(f"need_kinds.{need}", "at least one agency kind is required")
+            _duplicates(f"need_kinds.{need}", kinds)
+        seen: dict[tuple[Stage, AgencyKind], int] = {}
+        for i, rule in enumerate(self.stage_rules):
+            for j, kind in enumerate(rule.exclude_kinds):
+                earlier = seen.setdefault((rule.stage, kind), i)
+                if earlier != i:
+                    raise rule_error(
+                        f"stage_rules[{i}].exclude_kinds[{j}]",
+                        f"{kind} at {rule.stage} is already excluded by stage_rules[{earlier}]",
+                    )
+        return self
+
+    def rules_for(self, conference_type: ConferenceType) -> ConferenceTypeRules:
+        """The rules of a conference type; KeyError if the profile has none."""
+        return self.conference_types[conference_type]
+
+    def stage_exclusions(self, stage: Stage) -> dict[AgencyKind, tuple[int, StageRule]]:
+        """Kinds excluded at a stage, each with the index and rule that excludes it."""
+        return {
+            kind: (i, rule)
+            for i, rule in enumerate(self.stage_rules)
+            if rule.stage == stage
+            for kind in rule.exclude_kinds
+        }
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key '{key}' is given twice", key_node.start_mark
+            )
+        seen.add(key)
+    loader.flatten_mapping(node)  # type: ignore[no-untyped-call]
+    return dict(loader.construct_pairs(node))  # type: ignore[no-untyped-call]
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """Read a YAML file whose top level is a mapping; ValueError says what is wrong (no path)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError("file not found") from None
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror})") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ValueError(f"not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ValueError("the top level must be a mapping")
+    return data
+
+
+def error_path(loc: tuple[int | str, ...], ctx: Mapping[str, Any] | None = None) -> str:
+    """`('conference_types', 'security', 'lead_kinds', 0)` -> `...security.lead_kinds[0]`."""
+    path = ""
+    for part in loc:
+        if part == "[key]":
+            continue
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    if ctx and "field" in ctx:
+        field = str(ctx["field"])
+        path = f"{path}{field}" if field.startswith("[") else (f"{path}.{field}" if path else field)
+    return path or "(top level)"
+
+
+def describe_errors(source: str, exc: ValidationError) -> str:
+    """One line per problem: `<source>: <path>: <reason>` (never the offending value)."""
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        ctx = err.get("ctx") if err["type"] == _RULE_ERROR else None
+        reason = err["msg"].removeprefix("Value error, ")
+        if err["loc"] and err["loc"][-1] == "[key]":
+            reason = f"not a valid key: {reason}"
+        lines.append(f"{source}: {error_path(tuple(err['loc']), ctx)}: {reason}")
+    return "\n".join(lines)
+
+
+def parse_profile(data: Mapping[str, Any], source: str, *, name: str | None = None) -> Profile:
+    """Validate profile data read from `source`; if `name` is given the profile must carry it."""
+    try:
+        profile = Profile.model_validate(data)
+    except ValidationError as exc:
+        raise ProfileError(describe_errors(source, exc)) from None
+    if name is not None and profile.name != name:
+        raise ProfileError(f"{source}: name: must be '{name}', the file's name")
+    return profile
+
+
+def load_profile(name: str, profiles_dir: Path | None = None) -> Profile:
+    """Read and validate `<profiles_dir>/<name>.yaml` (default folder: settings.profiles_dir)."""
+    if profiles_dir is None:
+        from models.settings import get_settings
+
+        profiles_dir = get_settings().profiles_dir
+    if not _SLUG_RE.fullmatch(name) or len(name) > 64:
+        raise ProfileError(
+            f"{profiles_dir}: profile names are lower-case letters, digits, '-' and '_'"
+        )
+    path = profiles_dir / f"{name}.yaml"
+    try:
+        data = read_yaml_mapping(path)
+    except ValueError as exc:
+        raise ProfileError(f"{path}: {exc}") from None
+    return parse_profile(data, str(path), name=name)
+
+
+def export_profile_schema() -> dict[str, Any]:
+    """The JSON schema of a profile file, for editors and reviewers."""
+    return Profile.model_json_schema()
