@@ -1,0 +1,89 @@
+# caseconf — developer entry points. A fresh machine needs only python3 and make.
+#
+#   make run     install, migrate, load the demo data, start Prefect, serve the flows
+#   make test    install, then pytest (PYTEST_ARGS="-k foo -x" to pass arguments)
+#   make lint    ruff + mypy
+#
+# Prefect keeps its state under var/prefect instead of ~/.prefect unless PREFECT_HOME is set.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export PREFECT_HOME ?= $(CURDIR)/var/prefect
+
+.DEFAULT_GOAL := help
+
+.PHONY: help venv install migrate load run test lint format bench clean
+
+help:
+	@echo "make run      install, migrate, load demo data, start Prefect (UI on http://127.0.0.1:4200), serve flows"
+	@echo "make test     install, then run pytest (PYTEST_ARGS passed through)"
+	@echo "make lint     ruff check, ruff format --check, mypy"
+	@echo "make format   ruff format, ruff check --fix"
+	@echo "make migrate  bring caseconf's database to the newest revision"
+	@echo "make load     load the demo profile(s) and agency directory"
+	@echo "make bench    run bench/ (python -m bench)"
+	@echo "make clean    remove var/ and caches (keeps .venv)"
+
+# --- environment -------------------------------------------------------------
+
+venv install: $(STAMP)
+
+# Reinstalls only when pyproject.toml is newer than the stamp.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -m venv $(VENV) || { \
+	  echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install the python3-venv package." >&2; \
+	  exit 1; }
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[dev]'
+	@touch $@
+
+# --- database and demo data --------------------------------------------------
+
+migrate: $(STAMP)
+	$(BIN)/python -m deployments migrate
+
+load: migrate
+	$(BIN)/python -m deployments load
+
+# --- run ---------------------------------------------------------------------
+
+# deployments/run.sh starts a local Prefect server unless PREFECT_API_URL is set,
+# then runs `python -m deployments serve` in the foreground; Ctrl-C stops both.
+run: load
+	bash deployments/run.sh
+
+# --- quality -----------------------------------------------------------------
+
+# Everything on SQLite first; then, when CASECONF_TEST_DATABASE_URL names a PostgreSQL database,
+# the database tests and one full walk again on it (tests marked `database`).
+test: $(STAMP)
+	env -u CASECONF_TEST_DATABASE_URL $(BIN)/pytest $(PYTEST_ARGS)
+	@if [ -n "$${CASECONF_TEST_DATABASE_URL:-}" ]; then \
+	  echo "make test: PostgreSQL pass on $$CASECONF_TEST_DATABASE_URL"; \
+	  $(BIN)/pytest -m database $(PYTEST_ARGS); \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy flows tasks models deployments
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	@if [ -f bench/__main__.py ]; then \
+	  $(BIN)/python -m bench; \
+	else \
+	  echo "bench: nothing to run yet (bench/__main__.py does not exist)"; \
+	fi
+
+# --- housekeeping ------------------------------------------------------------
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache .mypy_cache .hypothesis build *.egg-info
+	find . \( -path ./.venv -o -path ./.git \) -prune -o -type d -name __pycache__ -exec rm -rf {} +
