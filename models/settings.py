@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     profile: str = Field(
         default="generic", description="The governance profile new cases follow by default."
     )
+    serve_limit: int = Field(
+        default=8, ge=1, description="How many case runs the serving process runs at once."
+    )
     reference_prefix: str = Field(
         default="CASE", description="Prefix of the pseudonymous case references caseconf issues."
     )

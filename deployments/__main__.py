@@ -1,0 +1,63 @@
+"""Operator commands: `python -m deployments migrate|load|serve`."""
+
+import argparse
+import sys
+
+from models.database import migrate, session_scope
+from models.directory import DirectoryError, load_directory, sync_directory
+from models.profile import ProfileError, load_profile
+from models.settings import get_settings
+
+
+def load() -> int:
+    """Validate every profile and load the agency directory; refuse to go on half-configured."""
+    settings = get_settings()
+    try:
+        names = sorted(p.stem for p in settings.profiles_dir.glob("*.yaml"))
+        for name in names:
+            load_profile(name, settings.profiles_dir)
+        if settings.profile not in names:
+            raise ProfileError(
+                f"{settings.profiles_dir}: the default profile {settings.profile!r} "
+                "(CASECONF_PROFILE) has no file"
+            )
+        directory = load_directory(settings.directory)
+    except (ProfileError, DirectoryError) as error:
+        print(f"caseconf: refused: {error}", file=sys.stderr)
+        return 2
+    with session_scope() as session:
+        sync_directory(session, directory)
+    print(
+        f"caseconf: profiles {', '.join(names)} valid; "
+        f"{len(directory.agencies)} agencies loaded from {settings.directory}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deployments", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="bring the database to the newest schema (Alembic)")
+    sub.add_parser("load", help="validate the profiles and load the agency directory")
+    sub.add_parser("serve", help="serve every deployment from one process")
+    sub.add_parser("recover", help="bring back open cases a stop cut off mid-step")
+    args = parser.parse_args(argv)
+    if args.command == "migrate":
+        migrate()
+        print("caseconf: database at the newest revision")
+        return 0
+    if args.command == "load":
+        return load()
+    if args.command == "recover":
+        from deployments.recovery import recover_cases
+
+        print(f"caseconf: brought back {recover_cases()}")
+        return 0
+    from deployments.serve import main as serve
+
+    serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Bring back every open case whose run a stop of the serving process cancelled or crashed."""
+
+import logging
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
+from prefect.deployments import run_deployment
+from sqlmodel import select
+
+from models.database import session_scope
+from models.tables import Case
+from models.vocabulary import CaseStatus, Phase
+from tasks.release import REVIEW_DEPLOYMENT
+from tasks.runs import case_tags, run_name
+
+logger = logging.getLogger("caseconf.recovery")
+
+# What Prefect's runner writes when `serve` stops and cancels its in-flight runs.
+RUNNER_SHUTDOWN = "Runner is shutting down"
+
+
+def cut_off(state_type: StateType | None, message: str | None) -> bool:
+    """A run that died with the serving process, rather than one a person cancelled."""
+    if state_type == StateType.CRASHED:
+        return True
+    return state_type == StateType.CANCELLED and RUNNER_SHUTDOWN in (message or "")
+
+
+def recover_cases() -> list[str]:
+    """Start a new run for each open case cut off mid-step; returns the case references."""
+    with session_scope() as session:
+        open_cases = [
+            (c.reference, c.cycle, c.stage, c.conference_type, c.current_flow_run_id)
+            for c in session.exec(
+                select(Case).where(
+                    Case.status == CaseStatus.open, Case.phase != Phase.review_scheduled
+                )
+            )
+            if c.current_flow_run_id
+        ]
+    recovered = []
+    with get_client(sync_client=True) as client:
+        for reference, cycle, stage, conference_type, run_id in open_cases:
+            run = client.read_flow_run(UUID(run_id))
+            state = run.state
+            if state is None or not cut_off(state.type, state.message):
+                if state is not None and state.type == StateType.CANCELLED:
+                    logger.warning(
+                        "%s: its run was cancelled by hand; start case-review/review for cycle %d "
+                        "to go on, or close the case.",
+                        reference,
+                        cycle,
+                    )
+                continue
+            new_run = run_deployment(
+                REVIEW_DEPLOYMENT,
+                parameters={"case_reference": reference, "cycle": cycle},
+                flow_run_name=run_name(reference, cycle),
+                tags=case_tags(reference, stage, conference_type),
+                idempotency_key=f"{reference}-recover-{run_id}",
+                timeout=0,
+                as_subflow=False,
+            )
+            logger.warning("%s: brought back as flow run %s.", reference, new_run.id)
+            recovered.append(reference)
+    return recovered

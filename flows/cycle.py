@@ -1,0 +1,238 @@
+"""One conference cycle of a case, from preparation to the scheduled review; flows only coordinate."""
+
+from datetime import date, datetime
+
+from prefect import get_run_logger
+from prefect.runtime import flow_run
+
+from flows.forms import (
+    ActionReview,
+    Consent,
+    ConsentRefused,
+    Decision,
+    FamilyPlan,
+    Information,
+    Preparation,
+    Stakeholders,
+)
+from flows.steps import ask
+from models.cases import CaseView
+from models.conference import ConferenceView
+from models.profile import Profile, load_profile
+from models.review import default_review_date
+from models.vocabulary import ConferenceType, Phase
+from tasks.conference import (
+    conference_view,
+    describe_open_actions,
+    describe_plan,
+    prepare,
+    record_decision,
+    record_family_plan,
+    record_information,
+    review_actions,
+)
+from tasks.consent import after_refusal, consent_in_force, record_consent
+from tasks.referral import case_view, conference_defaults
+from tasks.release import release_decision, schedule_review
+from tasks.runs import label_run, register_run
+from tasks.stakeholders import confirm_participants, describe_proposal
+
+
+def step_key(case: CaseView, step: str) -> str:
+    """A Prefect pause key and ledger key: lowercase letters, digits and dashes only."""
+    return f"{case.reference.lower()}-c{case.cycle}-{step}"
+
+
+def run_cycle(case_id: int) -> str:
+    """Walk the case's current cycle; every step is skipped if the ledger says it is done."""
+    run_id = str(flow_run.get_id())
+    case = case_view(case_id)
+    register_run(case_id, run_id)
+    label_run(run_id, case.reference, case.cycle, case.stage, case.conference_type)
+    profile = load_profile(case.profile)
+    time_zone, starts_at = conference_defaults(case_id)
+    review = case.cycle > 1
+
+    key = step_key(case, "preparation")
+    prepared = ask(
+        step_key=key,
+        form=Preparation,
+        description=(
+            f"### {case.reference}: prepare the {'review ' if review else ''}conference\n"
+            "Choose the conference type, when and where it meets. The next form proposes who "
+            "takes part, by the rules of profile "
+            f"**{profile.name}**.\n\n"
+            "- *security*: security authorities exchange confidential information; the client "
+            "and family do not take part; no consent is needed.\n"
+            "- *social_network*: led by the CSO; the client, family and welfare services take "
+            "part; only with the client's recorded consent."
+        ),
+        apply=lambda answer, attempt: prepare(key, attempt, case_id, answer),
+        defaults={
+            "conference_type": case.conference_type or profile.default_conference_type,
+            "time_zone": time_zone,
+            "starts_at": starts_at,
+        },
+    )
+    conference_id = int(prepared["conference_id"])
+    conference = conference_view(conference_id)
+
+    if _needs_consent(profile, conference) and not consent_in_force(case_id):
+        key = step_key(case, "consent")
+        answered = ask(
+            step_key=key,
+            form=Consent,
+            description=(
+                f"### {case.reference}: the client's consent\n"
+                "A social-network conference takes place only with the client's consent, "
+                "recorded before any invitation goes out. Record the client's answer as given "
+                "to you; a refusal needs no reason from the client."
+            ),
+            apply=lambda answer, attempt: record_consent(key, attempt, case_id, answer),
+        )
+        if not answered["granted"] and not _after_consent_stopped(case, case_id, conference_id):
+            return "closed"
+        conference = conference_view(conference_id)
+
+    label_run(run_id, case.reference, case.cycle, case.stage, conference.conference_type)
+    proposal, intermediary = describe_proposal(case_id, conference_id)
+    key = step_key(case, "stakeholders")
+    ask(
+        step_key=key,
+        form=Stakeholders,
+        description=(
+            f"### {case.reference}: who takes part\n"
+            "Proposed by the profile's rules (one lead, the core group, and agencies for the "
+            "case's needs). Confirm, or add and remove agencies with a reason; the lead cannot "
+            "be removed. Invitations go out when you submit.\n\n" + proposal
+        ),
+        apply=lambda answer, attempt: confirm_participants(
+            key, attempt, case_id, conference_id, answer
+        ),
+        defaults={"intermediary": intermediary},
+    )
+
+    review_on: date | None = None
+    for phase in (Phase.information, Phase.family_only, Phase.decision):
+        conference = conference_view(conference_id)
+        if phase not in profile.rules_for(conference.conference_type).phases:
+            continue
+        if _needs_consent(profile, conference) and not consent_in_force(case_id):
+            # Consent was withdrawn or has expired while the case waited: the track stops here.
+            if not _after_consent_stopped(case, case_id, conference_id):
+                return "closed"
+            conference = conference_view(conference_id)
+            if phase not in profile.rules_for(conference.conference_type).phases:
+                continue
+        if phase == Phase.information:
+            if review:
+                _review_actions(case, case_id)
+            _information(case, case_id, conference_id)
+        elif phase == Phase.family_only:
+            _family_only(case, case_id, conference_id)
+        else:
+            review_on = _decision(case, case_id, conference_id, profile.review_weeks)
+    assert review_on is not None, "every conference type has a decision phase"
+    release_decision(case_id, conference_id)
+    run = schedule_review(case_id, conference_id, review_on)
+    get_run_logger().info("%s: review scheduled as flow run %s.", case.reference, run)
+    return "review_scheduled"
+
+
+def _needs_consent(profile: Profile, conference: ConferenceView) -> bool:
+    return profile.rules_for(conference.conference_type).consent_required
+
+
+def _after_consent_stopped(case: CaseView, case_id: int, conference_id: int) -> bool:
+    """Ask what follows a refused or withdrawn consent; False when the case closed."""
+    key = step_key(case, "consent-refused")
+    answered = ask(
+        step_key=key,
+        form=ConsentRefused,
+        description=(
+            f"### {case.reference}: no consent, no social-network conference\n"
+            "The client has not given (or no longer gives) consent. The case can go on as a "
+            "security case, without client and family, or close. Say why."
+        ),
+        apply=lambda answer, attempt: after_refusal(key, attempt, case_id, conference_id, answer),
+    )
+    return answered["next_step"] != "close_case"
+
+
+def _review_actions(case: CaseView, case_id: int) -> None:
+    key = step_key(case, "action-review")
+    ask(
+        step_key=key,
+        form=ActionReview,
+        description=(
+            f"### {case.reference}: review of the open actions\n"
+            "Go through every open action: done, not done (with a reason code) or carried over "
+            "(with a new due date).\n\n" + describe_open_actions(case_id)
+        ),
+        apply=lambda answer, attempt: review_actions(key, attempt, case_id, answer),
+    )
+
+
+def _family_only(case: CaseView, case_id: int, conference_id: int) -> None:
+    key = step_key(case, "family-only")
+    ask(
+        step_key=key,
+        form=FamilyPlan,
+        description=(
+            f"### {case.reference}: the family-only phase\n"
+            "The client, family and friends draft their own plan, with no professionals "
+            "present. Record their plan items as they wrote them, without names."
+        ),
+        apply=lambda answer, attempt: record_family_plan(
+            key, attempt, case_id, conference_id, answer
+        ),
+    )
+
+
+def _information(case: CaseView, case_id: int, conference_id: int) -> None:
+    key = step_key(case, "information")
+    ask(
+        step_key=key,
+        form=Information,
+        description=(
+            f"### {case.reference}: the information phase\n"
+            "Each agency contributes what it knows, one entry per item, with its "
+            "classification:\n"
+            "- **restricted** (security conferences only): give only a *pointer*, which agency "
+            "holds what and where; caseconf never stores the content;\n"
+            "- **professional**: a short summary for the professionals of this conference;\n"
+            "- **shared**: a short summary that may also reach the client and family.\n\n"
+            "Write no names."
+        ),
+        apply=lambda answer, attempt: record_information(
+            key, attempt, case_id, conference_id, answer
+        ),
+    )
+
+
+def _decision(case: CaseView, case_id: int, conference_id: int, review_weeks: int) -> date:
+    conference = conference_view(conference_id)
+    plan = ""
+    if conference.conference_type == ConferenceType.social_network:
+        plan = (
+            "\n\n**The family's plan.** Decide each item: accepted, amended (give the "
+            "amendment) or rejected, each with a reason.\n\n" + describe_plan(conference_id)
+        )
+    key = step_key(case, "decision")
+    decided = ask(
+        step_key=key,
+        form=Decision,
+        description=(
+            f"### {case.reference}: the decision phase\n"
+            "Record the professionals' decisions and the actions agreed, each with an owner "
+            "agency of this conference and a due date, and the date of the review conference "
+            f"(the profile's default: {review_weeks} weeks)." + plan
+        ),
+        apply=lambda answer, attempt: record_decision(key, attempt, case_id, conference_id, answer),
+        defaults={
+            "next_review_on": default_review_date(
+                decided_on=datetime.now().date(), weeks=review_weeks
+            )
+        },
+    )
+    return date.fromisoformat(str(decided["next_review_on"]))

@@ -1,0 +1,236 @@
+"""The forms a coordinator fills in the Prefect UI: one input model per human step.
+
+No form asks for a name or for restricted content. Every field has a description, and
+`hide_input_in_errors` keeps a typed value out of every state message and log.
+"""
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from prefect.input import RunInput
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.actions import ActionUpdate
+from models.conference import ActionEntry, InformationEntry, PlanDecisionEntry
+from models.vocabulary import (
+    ClosureReason,
+    ConferenceType,
+    Need,
+    Stage,
+)
+
+FORM_CONFIG = ConfigDict(hide_input_in_errors=True, extra="forbid")
+
+CODE = r"^[a-z0-9][a-z0-9-]*$"
+REFERENCE = r"^[A-Z]{2,10}-\d{4}-\d{4,}$"
+
+
+def _acting() -> str:
+    return Field(  # type: ignore[no-any-return]
+        description="Your representative code in the agency directory (recorded in the audit log).",
+        min_length=1,
+        max_length=64,
+        pattern=CODE,
+    )
+
+
+class Referral(BaseModel):
+    """The parameters of `case-lifecycle/referral`: nothing here identifies the person."""
+
+    model_config = FORM_CONFIG
+
+    referring_agency: str = Field(
+        description="Directory code of the agency that refers the case, e.g. `neustart-wien`.",
+        min_length=1,
+        max_length=64,
+        pattern=CODE,
+    )
+    stage: Stage = Field(
+        default=Stage.custody,
+        description="Where the person stands on the prison-exit continuum today.",
+    )
+    profile: str | None = Field(
+        default=None,
+        description="Governance profile to follow; empty for this installation's default.",
+        max_length=64,
+    )
+
+
+class ReferralDetails(RunInput):
+    model_config = FORM_CONFIG
+
+    file_number: str = Field(
+        description="The referring agency's own file number for this person. It stays in "
+        "caseconf's database and is deleted from Prefect as soon as it is saved.",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9/._-]*$",
+    )
+    needs: list[Need] = Field(
+        default_factory=list,
+        description="Needs identified so far; each brings in the agencies the profile maps to it.",
+    )
+    acting_representative: str = _acting()
+
+
+class Preparation(RunInput):
+    model_config = FORM_CONFIG
+
+    conference_type: ConferenceType = Field(
+        description="security: security authorities exchange confidential information; client "
+        "and family do not take part. social_network: led by the CSO, with the client's consent, "
+        "client and family take part."
+    )
+    starts_at: datetime = Field(
+        description="When the conference starts. A time without an offset is read in the time "
+        "zone below."
+    )
+    time_zone: str = Field(
+        description="IANA time zone of the conference, e.g. Europe/Vienna.", max_length=64
+    )
+    location: str = Field(
+        description="Place or meeting link (no case details).", min_length=2, max_length=300
+    )
+    acting_representative: str = _acting()
+
+
+class ConsentAnswer(StrEnum):
+    granted = "granted"
+    refused = "refused"
+
+
+class Consent(RunInput):
+    model_config = FORM_CONFIG
+
+    client_consent: ConsentAnswer = Field(
+        description="The client's answer to taking part in a social-network conference."
+    )
+    family_involvement: bool = Field(
+        default=True,
+        description="The client also agrees that family and friends are involved.",
+    )
+    expires_on: date | None = Field(
+        default=None, description="When the consent lapses, if the client set a limit."
+    )
+    acting_representative: str = _acting()
+
+
+class AfterRefusal(StrEnum):
+    security = "continue_as_security"
+    close = "close_case"
+
+
+class ConsentRefused(RunInput):
+    model_config = FORM_CONFIG
+
+    next_step: AfterRefusal = Field(
+        description="Without consent there is no social-network conference: go on as a security "
+        "case, or close the case."
+    )
+    reason: str = Field(
+        description="Why (recorded with the decision; no names).", min_length=3, max_length=500
+    )
+    acting_representative: str = _acting()
+
+
+class Stakeholders(RunInput):
+    model_config = FORM_CONFIG
+
+    add: list[str] = Field(
+        default_factory=list,
+        description="Directory codes of agencies to add to the proposal.",
+    )
+    remove: list[str] = Field(
+        default_factory=list,
+        description="Directory codes of proposed agencies to leave out (never the lead).",
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Required when you add or remove: why the list differs from the rules.",
+        max_length=500,
+    )
+    intermediary: str | None = Field(
+        default=None,
+        description="Social-network conferences: directory code of the agency whose staff hand "
+        "the invitation to the client and family (prison staff, the CSO).",
+        max_length=64,
+    )
+    acting_representative: str = _acting()
+
+
+class ActionReview(RunInput):
+    model_config = FORM_CONFIG
+
+    updates: list[ActionUpdate] = Field(
+        default_factory=list, description="One entry per open action listed above."
+    )
+    acting_representative: str = _acting()
+
+
+class Information(RunInput):
+    model_config = FORM_CONFIG
+
+    items: list[InformationEntry] = Field(
+        default_factory=list,
+        description="What each agency contributes, one entry per item.",
+    )
+    acting_representative: str = _acting()
+
+
+class FamilyPlan(RunInput):
+    model_config = FORM_CONFIG
+
+    plan_items: list[str] = Field(
+        description="The plan the client, family and friends drafted, one item per entry, "
+        "in their own order (no names).",
+        min_length=1,
+    )
+    acting_representative: str = _acting()
+
+
+class Decision(RunInput):
+    model_config = FORM_CONFIG
+
+    plan_decisions: list[PlanDecisionEntry] = Field(
+        default_factory=list,
+        description="Social-network conferences: one decision per plan item listed above.",
+    )
+    decisions: list[str] = Field(
+        default_factory=list,
+        description="Further decisions of the professionals, one per entry (no names).",
+    )
+    actions: list[ActionEntry] = Field(
+        default_factory=list, description="Actions agreed, each with an owner agency and due date."
+    )
+    next_review_on: date = Field(description="Date of the review conference.")
+    acting_representative: str = _acting()
+
+
+class Closure(BaseModel):
+    """The parameters of `case-close/close`."""
+
+    model_config = FORM_CONFIG
+
+    case_reference: str = Field(
+        description="The case's pseudonymous reference, e.g. CASE-2026-0042.",
+        pattern=REFERENCE,
+        max_length=32,
+    )
+    reason: ClosureReason = Field(description="Why the case closes.")
+    note: str | None = Field(
+        default=None, max_length=500, description="Anything the record should say (no names)."
+    )
+    acting_representative: str = _acting()
+
+
+ALL_FORMS: tuple[type[RunInput], ...] = (
+    ReferralDetails,
+    Preparation,
+    Consent,
+    ConsentRefused,
+    Stakeholders,
+    ActionReview,
+    Information,
+    FamilyPlan,
+    Decision,
+)

@@ -1,0 +1,87 @@
+"""A human step: suspend for a form, apply the answer, ask again with the reason if it is refused."""
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pydantic
+from prefect import get_run_logger, suspend_flow_run
+from prefect.input import RunInput
+from pydantic.fields import FieldInfo
+from pydantic_core import to_jsonable_python
+
+from tasks.policies import StepOutcome
+from tasks.steps import forget_answers, refuse_step, step_answered, step_refusals
+
+F = TypeVar("F", bound=RunInput)
+
+
+def form_with(form: type[F], *, description: str, **defaults: Any) -> type[F]:
+    """The form with a Markdown description and pre-filled answers.
+
+    `RunInput.with_initial_data` rebuilds pre-filled fields from their annotation alone and so
+    drops their descriptions and constraints (prefect 3.9.1); this keeps every field's info.
+    """
+    fields: dict[str, Any] = {}
+    for name, value in defaults.items():
+        original = form.model_fields[name]
+        # The UI gets the default through the JSON schema, so give it in its JSON form.
+        default = to_jsonable_python(value)
+        fields[name] = (original.annotation, FieldInfo.merge_field_infos(original, default=default))
+    model = pydantic.create_model(form.__name__, __base__=form, **fields)  # type: ignore[call-overload]
+    model._description = description
+    return model  # type: ignore[no-any-return]
+
+
+def _with_refusal(description: str, reason: str | None, attempt: int) -> str:
+    if reason is None:
+        return description
+    return (
+        f"> **The last answer was not accepted** (attempt {attempt}); nothing was saved.\n"
+        f"> {reason}\n\n{description}"
+    )
+
+
+def ask(
+    *,
+    step_key: str,
+    form: type[F],
+    description: str,
+    apply: Callable[[F, int], StepOutcome],
+    defaults: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Ask a coordinator for `form` until an answer is accepted; returns the ids it wrote.
+
+    Each attempt suspends under its own key (`<step>-<attempt>`), so the replay after a resume
+    meets each earlier suspension again and gets its answer back from Prefect. An accepted step
+    is answered from caseconf's ledger instead, and its forms are deleted from Prefect.
+    """
+    done = step_answered(step_key)
+    if done is not None:
+        forget_answers(step_key)
+        return done
+    reasons = step_refusals(step_key)
+    attempt = len(reasons)
+    while True:
+        reason = reasons[-1] if reasons else None
+        model = form_with(
+            form, description=_with_refusal(description, reason, attempt), **(defaults or {})
+        )
+        try:
+            answer = suspend_flow_run(wait_for_input=model, key=f"{step_key}-{attempt}")
+        except pydantic.ValidationError as error:
+            outcome = StepOutcome(refusal=_validation_reason(error))
+            refuse_step(step_key, attempt, outcome.refusal)
+        else:
+            outcome = apply(answer, attempt)
+        if outcome.result is not None:
+            forget_answers(step_key)
+            return outcome.result
+        get_run_logger().warning("Step %s attempt %d was refused; asking again.", step_key, attempt)
+        reasons.append(outcome.refusal or "refused")
+        attempt += 1
+
+
+def _validation_reason(error: pydantic.ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'form'}: {e['msg']}" for e in error.errors()
+    )

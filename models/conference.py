@@ -1,0 +1,393 @@
+"""A conference cycle's phases as plain rules: preparation, information, family-only, decision."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session, col, select
+
+from models.errors import Problem, Refusal
+from models.tables import (
+    ActionItem,
+    Agency,
+    Case,
+    Conference,
+    InformationItem,
+    Participant,
+    PlanItem,
+)
+from models.vocabulary import (
+    PROFESSIONAL_ROLES,
+    ActionStatus,
+    Classification,
+    ConferenceKind,
+    ConferenceType,
+    Phase,
+    PlanOutcome,
+    Role,
+)
+
+ANSWER_CONFIG = ConfigDict(hide_input_in_errors=True, extra="forbid")
+
+
+class InformationEntry(BaseModel):
+    """One agency's contribution to the information phase."""
+
+    model_config = ANSWER_CONFIG
+
+    agency: str = Field(
+        description="Directory code of the contributing agency (one of this conference's).",
+        min_length=1,
+        max_length=64,
+    )
+    classification: Classification = Field(
+        description="restricted: security only, give a pointer, never the content; "
+        "professional: the professionals of this conference; shared: also client and family."
+    )
+    summary: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="A short summary (professional or shared items). No names. Empty for restricted.",
+    )
+    pointer: str | None = Field(
+        default=None,
+        max_length=300,
+        description="Restricted items only: where the information is held (agency and file or "
+        "system), never the content itself.",
+    )
+
+
+class PlanDecisionEntry(BaseModel):
+    """The professionals' decision on one item of the client's and family's plan."""
+
+    model_config = ANSWER_CONFIG
+
+    item: int = Field(ge=1, le=100, description="Number of the plan item, as listed above.")
+    outcome: PlanOutcome = Field(description="accepted, amended (give the amendment) or rejected.")
+    amendment: str | None = Field(
+        default=None, max_length=1000, description="The amended wording, when amended."
+    )
+    reason: str = Field(min_length=3, max_length=1000, description="Why (required for each item).")
+
+
+class ActionEntry(BaseModel):
+    """An action agreed at the conference."""
+
+    model_config = ANSWER_CONFIG
+
+    owner_agency: str = Field(
+        description="Directory code of the agency that owns the action (one of this conference's).",
+        min_length=1,
+        max_length=64,
+    )
+    description: str = Field(
+        min_length=3, max_length=500, description="What is to be done. No names."
+    )
+    due_on: date = Field(description="Due date (after today).")
+
+
+@dataclass(frozen=True)
+class ConferenceView:
+    """What a flow may know of a conference: ids and vocabulary."""
+
+    id: int
+    cycle: int
+    kind: ConferenceKind
+    conference_type: ConferenceType
+    phase: Phase
+
+
+def view(conference: Conference) -> ConferenceView:
+    assert conference.id is not None
+    return ConferenceView(
+        id=conference.id,
+        cycle=conference.cycle,
+        kind=ConferenceKind(conference.kind),
+        conference_type=ConferenceType(conference.conference_type),
+        phase=Phase(conference.phase),
+    )
+
+
+def open_conference(
+    session: Session,
+    *,
+    case: Case,
+    kind: ConferenceKind,
+    conference_type: ConferenceType,
+    starts_at: datetime,
+    time_zone: str,
+    location: str,
+    now: datetime,
+) -> Conference:
+    """Create (or, for the same cycle, reschedule before invitations) the cycle's conference."""
+    if starts_at <= now:
+        raise Refusal.of("starts_at", "the conference must start in the future")
+    if starts_at > now + timedelta(days=366):
+        raise Refusal.of("starts_at", "the conference must start within a year")
+    existing = session.exec(
+        select(Conference).where(Conference.case_id == case.id, Conference.cycle == case.cycle)
+    ).first()
+    conference = existing or Conference(
+        case_id=case.id,  # type: ignore[arg-type]
+        cycle=case.cycle,
+        kind=kind,
+        conference_type=conference_type,
+        ical_uid=f"{uuid.uuid4()}@caseconf",
+        created_at=now,
+    )
+    conference.conference_type = conference_type
+    conference.starts_at = starts_at
+    conference.time_zone = time_zone
+    conference.location = location
+    conference.phase = Phase.stakeholders
+    case.conference_type = conference_type
+    session.add(conference)
+    session.add(case)
+    session.flush()
+    return conference
+
+
+def continue_as_security(session: Session, *, case: Case, conference: Conference) -> None:
+    """No consent: the conference goes on as a security conference, without the family-only phase."""
+    conference.conference_type = ConferenceType.security
+    case.conference_type = ConferenceType.security
+    if conference.phase == Phase.family_only:
+        conference.phase = Phase.decision
+        case.phase = Phase.decision
+    session.add(conference)
+    session.add(case)
+    session.flush()
+
+
+def get_conference(session: Session, conference_id: int) -> Conference:
+    conference = session.get(Conference, conference_id)
+    if conference is None:
+        raise LookupError(f"conference id {conference_id} does not exist")
+    return conference
+
+
+def participants(session: Session, *, conference_id: int) -> list[Participant]:
+    query = select(Participant).where(Participant.conference_id == conference_id)
+    return list(session.exec(query.order_by(col(Participant.id))))
+
+
+def professional_agencies(session: Session, *, conference_id: int) -> dict[str, Agency]:
+    """Agency code to agency, for the professionals taking part in the conference."""
+    rows = session.exec(
+        select(Agency, Participant)
+        .join(Participant, col(Participant.agency_id) == col(Agency.id))
+        .where(Participant.conference_id == conference_id)
+    ).all()
+    return {a.code: a for a, p in rows if p.role in PROFESSIONAL_ROLES}
+
+
+def _require_phase(conference: Conference, phase: Phase) -> None:
+    if conference.phase != phase:
+        raise Refusal.of(
+            "phase",
+            f"this conference is in its {conference.phase} phase, not {phase}",
+        )
+
+
+def record_information(
+    session: Session,
+    *,
+    conference: Conference,
+    entries: list[InformationEntry],
+    next_phase: Phase,
+    now: datetime,
+) -> list[int]:
+    """Store the information phase; restricted items only as pointers, only in security conferences."""
+    _require_phase(conference, Phase.information)
+    agencies = professional_agencies(session, conference_id=conference.id)  # type: ignore[arg-type]
+    problems: list[Problem] = []
+    for i, entry in enumerate(entries):
+        field = f"items[{i}]"
+        if entry.agency not in agencies:
+            problems.append(Problem(f"{field}.agency", "not a professional in this conference"))
+        if entry.classification == Classification.restricted:
+            if conference.conference_type != ConferenceType.security:
+                problems.append(
+                    Problem(
+                        f"{field}.classification",
+                        "restricted information belongs only in security conferences",
+                    )
+                )
+            if not (entry.pointer or "").strip():
+                problems.append(Problem(f"{field}.pointer", "required for restricted items"))
+            if entry.summary:
+                problems.append(
+                    Problem(
+                        f"{field}.summary",
+                        "must be empty: caseconf stores a pointer to restricted content, never it",
+                    )
+                )
+        else:
+            if not (entry.summary or "").strip():
+                problems.append(
+                    Problem(f"{field}.summary", "required for professional and shared items")
+                )
+            if entry.pointer:
+                problems.append(
+                    Problem(f"{field}.pointer", "only restricted items carry a pointer")
+                )
+    if problems:
+        raise Refusal(*problems)
+    ids: list[int] = []
+    for entry in entries:
+        item = InformationItem(
+            conference_id=conference.id,  # type: ignore[arg-type]
+            agency_id=agencies[entry.agency].id,  # type: ignore[arg-type]
+            classification=entry.classification,
+            summary=(entry.summary or "").strip() or None,
+            pointer=(entry.pointer or "").strip() or None,
+            recorded_at=now,
+        )
+        session.add(item)
+        session.flush()
+        ids.append(item.id)  # type: ignore[arg-type]
+    conference.phase = next_phase
+    session.add(conference)
+    session.flush()
+    return ids
+
+
+def record_family_plan(session: Session, *, conference: Conference, items: list[str]) -> list[int]:
+    """Store the plan the client and family drafted without professionals present."""
+    _require_phase(conference, Phase.family_only)
+    cleaned = [item.strip() for item in items]
+    problems = [
+        Problem(f"plan_items[{i}]", "must not be empty")
+        for i, text in enumerate(cleaned)
+        if not text
+    ]
+    if not cleaned:
+        problems.append(Problem("plan_items", "the family's plan needs at least one item"))
+    if problems:
+        raise Refusal(*problems)
+    ids = []
+    for number, text in enumerate(cleaned, start=1):
+        plan_item = PlanItem(
+            conference_id=conference.id,  # type: ignore[arg-type]
+            number=number,
+            drafted_by=Role.family,
+            text=text,
+        )
+        session.add(plan_item)
+        session.flush()
+        ids.append(plan_item.id)
+    conference.phase = Phase.decision
+    session.add(conference)
+    session.flush()
+    return ids  # type: ignore[return-value]
+
+
+def plan_items(session: Session, *, conference_id: int) -> list[PlanItem]:
+    query = select(PlanItem).where(PlanItem.conference_id == conference_id)
+    return list(session.exec(query.order_by(col(PlanItem.number))))
+
+
+def record_decision(
+    session: Session,
+    *,
+    case: Case,
+    conference: Conference,
+    plan_decisions: list[PlanDecisionEntry],
+    decisions: list[str],
+    actions: list[ActionEntry],
+    next_review_on: date,
+    today: date,
+) -> list[int]:
+    """Decide the plan item by item, record further decisions and actions; all or nothing."""
+    _require_phase(conference, Phase.decision)
+    drafted = {p.number: p for p in plan_items(session, conference_id=conference.id)}  # type: ignore[arg-type]
+    agencies = professional_agencies(session, conference_id=conference.id)  # type: ignore[arg-type]
+    problems: list[Problem] = []
+    seen: set[int] = set()
+    for i, entry in enumerate(plan_decisions):
+        field = f"plan_decisions[{i}]"
+        if entry.item not in drafted:
+            problems.append(Problem(f"{field}.item", "no plan item with this number"))
+        elif entry.item in seen:
+            problems.append(Problem(f"{field}.item", "this plan item is decided twice"))
+        seen.add(entry.item)
+        if entry.outcome == PlanOutcome.amended and not (entry.amendment or "").strip():
+            problems.append(Problem(f"{field}.amendment", "required when the item is amended"))
+        if entry.outcome != PlanOutcome.amended and entry.amendment:
+            problems.append(Problem(f"{field}.amendment", "only amended items carry an amendment"))
+    missing = sorted(set(drafted) - seen)
+    if missing:
+        problems.append(
+            Problem("plan_decisions", f"every plan item needs a decision; missing: {missing}")
+        )
+    for i, text in enumerate(decisions):
+        if not text.strip():
+            problems.append(Problem(f"decisions[{i}]", "must not be empty"))
+    for i, action in enumerate(actions):
+        if action.owner_agency not in agencies:
+            problems.append(
+                Problem(f"actions[{i}].owner_agency", "not a professional in this conference")
+            )
+        if action.due_on <= today:
+            problems.append(Problem(f"actions[{i}].due_on", "must be after today"))
+    if next_review_on <= today:
+        problems.append(Problem("next_review_on", "must be after today"))
+    if not drafted and not decisions and not actions:
+        problems.append(Problem("decisions", "record at least one decision or action"))
+    if problems:
+        raise Refusal(*problems)
+
+    for entry in plan_decisions:
+        item = drafted[entry.item]
+        item.outcome = entry.outcome
+        item.amendment = (entry.amendment or "").strip() or None
+        item.reason = entry.reason.strip()
+        session.add(item)
+    next_number = max(drafted, default=0) + 1
+    for offset, text in enumerate(decisions):
+        session.add(
+            PlanItem(
+                conference_id=conference.id,  # type: ignore[arg-type]
+                number=next_number + offset,
+                drafted_by=Role.lead,
+                text=text.strip(),
+                outcome=PlanOutcome.accepted,
+            )
+        )
+    action_ids = []
+    for action in actions:
+        row = ActionItem(
+            case_id=case.id,  # type: ignore[arg-type]
+            conference_id=conference.id,  # type: ignore[arg-type]
+            owner_agency_id=agencies[action.owner_agency].id,  # type: ignore[arg-type]
+            description=action.description.strip(),
+            due_on=action.due_on,
+            status=ActionStatus.open,
+        )
+        session.add(row)
+        session.flush()
+        action_ids.append(row.id)
+    conference.phase = Phase.release
+    session.add(conference)
+    session.flush()
+    return action_ids  # type: ignore[return-value]
+
+
+def open_actions(session: Session, *, case_id: int) -> list[ActionItem]:
+    query = select(ActionItem).where(
+        ActionItem.case_id == case_id, ActionItem.status == ActionStatus.open
+    )
+    return list(session.exec(query.order_by(col(ActionItem.due_on), col(ActionItem.id))))
+
+
+def audience(
+    *, role: Role, clearance: Classification, conference_type: ConferenceType
+) -> set[Classification]:
+    """Which classifications a participant may receive in the minutes."""
+    if role in (Role.client, Role.family):
+        return {Classification.shared}
+    allowed = {Classification.shared, Classification.professional}
+    if conference_type == ConferenceType.security and clearance == Classification.restricted:
+        allowed.add(Classification.restricted)
+    return allowed

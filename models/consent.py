@@ -1,0 +1,60 @@
+"""The consent ledger: records are appended, never edited; the newest record per scope decides."""
+
+from datetime import date, datetime
+
+from sqlmodel import Session, col, select
+
+from models.audit import audit
+from models.errors import Refusal
+from models.tables import ConsentRecord
+from models.vocabulary import ConsentDecision
+
+
+def record_consent(
+    session: Session,
+    *,
+    case_id: int,
+    scope: str,
+    decision: ConsentDecision,
+    recorded_by_id: int,
+    expires_on: date | None,
+    now: datetime,
+) -> ConsentRecord:
+    if decision == ConsentDecision.granted and expires_on is not None and expires_on <= now.date():
+        raise Refusal.of("expires_on", "a consent that is granted must expire after today")
+    record = ConsentRecord(
+        case_id=case_id,
+        scope=scope,
+        decision=decision,
+        recorded_by_id=recorded_by_id,
+        expires_on=expires_on if decision == ConsentDecision.granted else None,
+        recorded_at=now,
+    )
+    session.add(record)
+    session.flush()
+    audit(
+        session,
+        action=f"consent.{decision}",
+        case_id=case_id,
+        actor_id=recorded_by_id,
+        at=now,
+        detail=scope,
+    )
+    return record
+
+
+def ledger(session: Session, *, case_id: int) -> list[ConsentRecord]:
+    query = select(ConsentRecord).where(ConsentRecord.case_id == case_id)
+    return list(session.exec(query.order_by(col(ConsentRecord.recorded_at), col(ConsentRecord.id))))
+
+
+def consent_in_force(session: Session, *, case_id: int, scope: str, today: date) -> bool:
+    """True only if the newest record for the scope grants it and has not expired."""
+    latest = session.exec(
+        select(ConsentRecord)
+        .where(ConsentRecord.case_id == case_id, ConsentRecord.scope == scope)
+        .order_by(col(ConsentRecord.recorded_at).desc(), col(ConsentRecord.id).desc())
+    ).first()
+    if latest is None or latest.decision != ConsentDecision.granted:
+        return False
+    return latest.expires_on is None or latest.expires_on >= today

@@ -1,0 +1,47 @@
+"""The notification outbox: one row per message, recipient and channel, written once per key."""
+
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from models.tables import Notification
+from models.vocabulary import Role
+
+
+def notification_key(
+    *, reference: str, cycle: int, event: str, recipient: str, channel: str, version: int = 0
+) -> str:
+    """(case, cycle, event, recipient, channel): the idempotency key of one message."""
+    suffix = f"/v{version}" if version else ""
+    return f"{reference}/c{cycle}/{event}/{recipient}/{channel}{suffix}"
+
+
+def queue(
+    session: Session,
+    *,
+    key: str,
+    case_id: int,
+    conference_id: int | None,
+    event: str,
+    recipient_agency_id: int | None,
+    recipient_role: Role,
+    channel: str,
+    now: datetime,
+) -> Notification:
+    """Queue a message unless one with this key exists; returns the row either way."""
+    existing = session.exec(select(Notification).where(Notification.key == key)).first()
+    if existing is not None:
+        return existing
+    row = Notification(
+        key=key,
+        case_id=case_id,
+        conference_id=conference_id,
+        event=event,
+        recipient_agency_id=recipient_agency_id,
+        recipient_role=recipient_role,
+        channel=channel,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row

@@ -1,0 +1,165 @@
+"""The conference phases: preparation, information, family-only, decision, action review."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from prefect import task
+
+from flows.forms import ActionReview, Decision, FamilyPlan, Information, Preparation
+from models import actions, cases, conference
+from models.audit import audit
+from models.database import session_scope
+from models.errors import Refusal
+from models.profile import load_profile
+from models.vocabulary import ConferenceKind, ConferenceType, Phase
+from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
+
+
+def _aware(starts_at: datetime, time_zone: str) -> datetime:
+    try:
+        zone = ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise Refusal.of("time_zone", "not an IANA time zone such as Europe/Vienna") from error
+    return starts_at.replace(tzinfo=zone) if starts_at.tzinfo is None else starts_at
+
+
+@task(**DATABASE_RETRIES)
+def prepare(step_key: str, attempt: int, case_id: int, answer: Preparation) -> StepOutcome:
+    """Open the cycle's conference: type, time and place."""
+
+    def write(session) -> dict[str, int]:  # type: ignore[no-untyped-def]
+        at = now()
+        rep = cases.acting_representative(session, code=answer.acting_representative)
+        case = cases.get_case(session, case_id)
+        row = conference.open_conference(
+            session,
+            case=case,
+            kind=ConferenceKind.first if case.cycle == 1 else ConferenceKind.review,
+            conference_type=answer.conference_type,
+            starts_at=_aware(answer.starts_at, answer.time_zone),
+            time_zone=answer.time_zone,
+            location=answer.location.strip(),
+            now=at,
+        )
+        cases.set_phase(session, case=case, phase=Phase.stakeholders, now=at)
+        audit(
+            session,
+            action="conference.prepared",
+            case_id=case_id,
+            actor_id=rep.id,
+            at=at,
+            detail=f"cycle {case.cycle}, {answer.conference_type}",
+        )
+        return {"conference_id": row.id}  # type: ignore[dict-item]
+
+    return apply_once(step_key=step_key, case_id=case_id, attempt=attempt, write=write)
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def conference_view(conference_id: int) -> conference.ConferenceView:
+    with session_scope() as session:
+        return conference.view(conference.get_conference(session, conference_id))
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def describe_open_actions(case_id: int) -> str:
+    """Markdown list of the case's open actions, for the action-review form (never persisted)."""
+    with session_scope() as session:
+        return actions.describe_open_actions(session, case_id=case_id)
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def describe_plan(conference_id: int) -> str:
+    """Markdown list of the family's plan items, for the decision form (never persisted)."""
+    with session_scope() as session:
+        items = conference.plan_items(session, conference_id=conference_id)
+        return "\n".join(f"{p.number}. {p.text}" for p in items) or "_No plan items._"
+
+
+@task(**DATABASE_RETRIES)
+def review_actions(step_key: str, attempt: int, case_id: int, answer: ActionReview) -> StepOutcome:
+    def write(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        at = now()
+        rep = cases.acting_representative(session, code=answer.acting_representative)
+        updated = actions.review_open_actions(
+            session, case_id=case_id, updates=answer.updates, today=at.date(), now=at
+        )
+        audit(session, action="actions.reviewed", case_id=case_id, actor_id=rep.id, at=at)
+        return {"action_ids": updated}
+
+    return apply_once(step_key=step_key, case_id=case_id, attempt=attempt, write=write)
+
+
+@task(**DATABASE_RETRIES)
+def record_information(
+    step_key: str, attempt: int, case_id: int, conference_id: int, answer: Information
+) -> StepOutcome:
+    def write(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        at = now()
+        rep = cases.acting_representative(session, code=answer.acting_representative)
+        row = conference.get_conference(session, conference_id)
+        phases = (
+            load_profile(cases.get_case(session, case_id).profile)
+            .rules_for(ConferenceType(row.conference_type))
+            .phases
+        )
+        next_phase = phases[phases.index(Phase.information) + 1]
+        ids = conference.record_information(
+            session, conference=row, entries=answer.items, next_phase=next_phase, now=at
+        )
+        cases.set_phase(session, case=cases.get_case(session, case_id), phase=next_phase, now=at)
+        audit(
+            session,
+            action="conference.information",
+            case_id=case_id,
+            actor_id=rep.id,
+            at=at,
+            detail=f"{len(ids)} items",
+        )
+        return {"information_ids": ids}
+
+    return apply_once(step_key=step_key, case_id=case_id, attempt=attempt, write=write)
+
+
+@task(**DATABASE_RETRIES)
+def record_family_plan(
+    step_key: str, attempt: int, case_id: int, conference_id: int, answer: FamilyPlan
+) -> StepOutcome:
+    def write(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        at = now()
+        rep = cases.acting_representative(session, code=answer.acting_representative)
+        row = conference.get_conference(session, conference_id)
+        ids = conference.record_family_plan(session, conference=row, items=answer.plan_items)
+        cases.set_phase(
+            session, case=cases.get_case(session, case_id), phase=Phase.decision, now=at
+        )
+        audit(session, action="conference.family_plan", case_id=case_id, actor_id=rep.id, at=at)
+        return {"plan_item_ids": ids}
+
+    return apply_once(step_key=step_key, case_id=case_id, attempt=attempt, write=write)
+
+
+@task(**DATABASE_RETRIES)
+def record_decision(
+    step_key: str, attempt: int, case_id: int, conference_id: int, answer: Decision
+) -> StepOutcome:
+    def write(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        at = now()
+        rep = cases.acting_representative(session, code=answer.acting_representative)
+        case = cases.get_case(session, case_id)
+        row = conference.get_conference(session, conference_id)
+        action_ids = conference.record_decision(
+            session,
+            case=case,
+            conference=row,
+            plan_decisions=answer.plan_decisions,
+            decisions=answer.decisions,
+            actions=answer.actions,
+            next_review_on=answer.next_review_on,
+            today=at.date(),
+        )
+        cases.set_phase(session, case=case, phase=Phase.release, now=at)
+        audit(session, action="conference.decision", case_id=case_id, actor_id=rep.id, at=at)
+        return {"action_ids": action_ids, "next_review_on": answer.next_review_on.isoformat()}
+
+    return apply_once(step_key=step_key, case_id=case_id, attempt=attempt, write=write)

@@ -1,0 +1,93 @@
+"""Consent: record the client's answer; check it, never from cache, before every step that needs it."""
+
+from prefect import task
+
+from flows.forms import AfterRefusal, Consent, ConsentAnswer, ConsentRefused
+from models import cases, conference, consent
+from models.audit import audit
+from models.database import session_scope
+from models.vocabulary import ClosureReason, ConsentDecision, ConsentScope
+from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def consent_in_force(case_id: int, scope: str = ConsentScope.social_network_conference) -> bool:
+    with session_scope() as session:
+        return consent.consent_in_force(session, case_id=case_id, scope=scope, today=now().date())
+
+
+@task(**DATABASE_RETRIES)
+def record_consent(step_key: str, attempt: int, case_id: int, answer: Consent) -> StepOutcome:
+    def write(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        at = now()
+        rep = cases.acting_representative(session, code=answer.acting_representative)
+        decision = (
+            ConsentDecision.granted
+            if answer.client_consent == ConsentAnswer.granted
+            else ConsentDecision.refused
+        )
+        ids = [
+            consent.record_consent(
+                session,
+                case_id=case_id,
+                scope=ConsentScope.social_network_conference,
+                decision=decision,
+                recorded_by_id=rep.id,  # type: ignore[arg-type]
+                expires_on=answer.expires_on,
+                now=at,
+            ).id
+        ]
+        if decision == ConsentDecision.granted:
+            family = (
+                ConsentDecision.granted if answer.family_involvement else ConsentDecision.refused
+            )
+            ids.append(
+                consent.record_consent(
+                    session,
+                    case_id=case_id,
+                    scope=ConsentScope.family_involvement,
+                    decision=family,
+                    recorded_by_id=rep.id,  # type: ignore[arg-type]
+                    expires_on=answer.expires_on,
+                    now=at,
+                ).id
+            )
+        return {"consent_ids": ids, "granted": decision == ConsentDecision.granted}
+
+    return apply_once(step_key=step_key, case_id=case_id, attempt=attempt, write=write)
+
+
+@task(**DATABASE_RETRIES)
+def after_refusal(
+    step_key: str, attempt: int, case_id: int, conference_id: int, answer: ConsentRefused
+) -> StepOutcome:
+    """Without consent: go on as a security conference, or close the case with the reason."""
+
+    def write(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        at = now()
+        rep = cases.acting_representative(session, code=answer.acting_representative)
+        case = cases.get_case(session, case_id)
+        if answer.next_step == AfterRefusal.close:
+            cases.close_case(
+                session,
+                case=case,
+                reason=ClosureReason.consent_refused,
+                actor_id=rep.id,
+                note=answer.reason,
+                now=at,
+            )
+        else:
+            conference.continue_as_security(
+                session, case=case, conference=conference.get_conference(session, conference_id)
+            )
+            audit(
+                session,
+                action="conference.continued_as_security",
+                case_id=case_id,
+                actor_id=rep.id,
+                at=at,
+                justification=answer.reason,
+            )
+        return {"next_step": str(answer.next_step)}
+
+    return apply_once(step_key=step_key, case_id=case_id, attempt=attempt, write=write)

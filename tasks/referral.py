@@ -1,0 +1,82 @@
+"""Referral: open the case and issue its pseudonymous reference."""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from prefect import task
+from sqlmodel import select
+
+from flows.forms import Referral, ReferralDetails
+from models import cases
+from models.database import session_scope
+from models.review import REVIEW_START
+from models.settings import get_settings
+from models.tables import Agency, Review
+from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def check_referral(referral: Referral) -> list[str]:
+    """Problems with the run's parameters, each naming the field (empty when all is well)."""
+    problems = []
+    with session_scope() as session:
+        agency = cases.agency_by_code(session, referral.referring_agency)
+        if agency is None or not agency.active:
+            problems.append("referral.referring_agency: not an active agency in the directory")
+    return problems
+
+
+@task(**DATABASE_RETRIES)
+def refer(
+    step_key: str, attempt: int, referral: Referral, answer: ReferralDetails, flow_run_id: str
+) -> StepOutcome:
+    settings = get_settings()
+
+    def write(session) -> dict[str, int]:  # type: ignore[no-untyped-def]
+        case = cases.refer_case(
+            session,
+            referring_agency=referral.referring_agency,
+            file_number=answer.file_number.strip(),
+            stage=referral.stage,
+            needs=answer.needs,
+            profile=referral.profile or settings.profile,
+            acting_representative_code=answer.acting_representative,
+            reference_prefix=settings.reference_prefix,
+            flow_run_id=flow_run_id,
+            now=now(),
+        )
+        assert case.id is not None
+        return {"case_id": case.id}
+
+    return apply_once(step_key=step_key, case_id=None, attempt=attempt, write=write)
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def case_view(case_id: int) -> cases.CaseView:
+    """The case as it stands now: never cached, so a replay sees what changed in between."""
+    with session_scope() as session:
+        return cases.view(cases.get_case(session, case_id))
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def find_case(case_reference: str) -> cases.CaseView:
+    with session_scope() as session:
+        return cases.view(cases.case_by_reference(session, case_reference))
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def conference_defaults(case_id: int) -> tuple[str, datetime]:
+    """The time zone (the referring agency's) and a proposed local start for the cycle's conference.
+
+    A review proposes its due date; a first conference two weeks from today; both at 10:00.
+    """
+    with session_scope() as session:
+        case = cases.get_case(session, case_id)
+        agency = session.get(Agency, case.referring_agency_id)
+        time_zone = agency.time_zone if agency else "UTC"
+        due = session.exec(
+            select(Review.due_at).where(Review.case_id == case_id, Review.cycle == case.cycle)
+        ).first()
+    zone = ZoneInfo(time_zone)
+    day = due.astimezone(zone).date() if due else datetime.now(zone).date() + timedelta(days=14)
+    return time_zone, datetime.combine(day, REVIEW_START)

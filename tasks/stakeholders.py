@@ -1,0 +1,120 @@
+"""Stakeholder selection: propose by the profile's rules, explained; confirm with the coordinator."""
+
+from prefect import task
+from sqlmodel import Session, select
+
+from flows.forms import Stakeholders
+from models import cases, consent
+from models.audit import audit
+from models.conference import get_conference
+from models.database import session_scope
+from models.participants import queue_invitations, record_participants
+from models.profile import Profile, load_profile
+from models.stakeholders import (
+    AgencyView,
+    Selection,
+    apply_changes,
+    coordinator_code,
+    propose_participants,
+)
+from models.tables import Agency, Case, Conference
+from models.vocabulary import AgencyKind, ConferenceType, ConsentScope, Need, Stage
+from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
+
+
+def _selection(
+    session: Session, case: Case, conference: Conference
+) -> tuple[Profile, list[AgencyView], Selection]:
+    profile = load_profile(case.profile)
+    agencies = [AgencyView.of(a) for a in session.exec(select(Agency))]
+    selection = propose_participants(
+        profile=profile,
+        agencies=agencies,
+        stage=Stage(case.stage),
+        conference_type=ConferenceType(conference.conference_type),
+        needs=[Need(n) for n in case.needs],
+    )
+    return profile, agencies, selection
+
+
+def default_intermediary(case: Case, selection: Selection, agencies: list[AgencyView]) -> str:
+    """Prison staff while the person is held, otherwise the coordinating agency."""
+    kinds = {a.code: a.kinds for a in agencies}
+    if case.stage in (Stage.custody, Stage.pre_release, Stage.pre_trial):
+        for proposal in selection.proposals:
+            if AgencyKind.prison in kinds.get(proposal.agency_code, frozenset()):
+                return proposal.agency_code
+    return coordinator_code(selection.proposals) or selection.lead.agency_code
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def describe_proposal(case_id: int, conference_id: int) -> tuple[str, str]:
+    """The proposal as a Markdown table with the rule for each, and the default intermediary."""
+    with session_scope() as session:
+        case = cases.get_case(session, case_id)
+        conference = get_conference(session, conference_id)
+        profile, agencies, selection = _selection(session, case, conference)
+        rows = ["| agency | role | why |", "|---|---|---|"]
+        for p in selection.proposals:
+            rows.append(f"| `{p.agency_code}` | {p.role} | {p.rule} |")
+        text = "\n".join(rows)
+        if selection.warnings:
+            text += "\n\n" + "\n".join(f"> **Warning:** {w}" for w in selection.warnings)
+        if profile.rules_for(ConferenceType(conference.conference_type)).client_and_family:
+            text += (
+                "\n\nThe client and family are invited too, by hand, through the intermediary "
+                "agency named below."
+            )
+        return text, default_intermediary(case, selection, agencies)
+
+
+@task(**DATABASE_RETRIES)
+def confirm_participants(
+    step_key: str, attempt: int, case_id: int, conference_id: int, answer: Stakeholders
+) -> StepOutcome:
+    """Record the confirmed participants and queue their invitations, in one transaction."""
+
+    def write(session: Session) -> dict[str, object]:
+        at = now()
+        rep = cases.acting_representative(session, code=answer.acting_representative)
+        case = cases.get_case(session, case_id)
+        conference = get_conference(session, conference_id)
+        profile, agencies, selection = _selection(session, case, conference)
+        confirmed = apply_changes(
+            selection.proposals,
+            add=answer.add,
+            remove=answer.remove,
+            reason=answer.reason,
+            profile=profile,
+            agencies=agencies,
+            stage=Stage(case.stage),
+        )
+        rules = profile.rules_for(ConferenceType(conference.conference_type))
+        family_involved = rules.client_and_family and consent.consent_in_force(
+            session, case_id=case_id, scope=ConsentScope.family_involvement, today=at.date()
+        )
+        participant_ids = record_participants(
+            session,
+            conference=conference,
+            proposals=confirmed,
+            client_and_family=rules.client_and_family,
+            family_involved=family_involved,
+            intermediary_code=answer.intermediary
+            or default_intermediary(case, selection, agencies),
+        )
+        if answer.add or answer.remove:
+            audit(
+                session,
+                action="participants.changed",
+                case_id=case_id,
+                actor_id=rep.id,
+                at=at,
+                detail=f"added {sorted(answer.add)}, removed {sorted(answer.remove)}",
+                justification=answer.reason,
+            )
+        audit(session, action="participants.confirmed", case_id=case_id, actor_id=rep.id, at=at)
+        invitation_ids = queue_invitations(session, case=case, conference=conference, now=at)
+        cases.set_phase(session, case=case, phase=rules.phases[0], now=at)
+        return {"participant_ids": participant_ids, "invitation_ids": invitation_ids}
+
+    return apply_once(step_key=step_key, case_id=case_id, attempt=attempt, write=write)

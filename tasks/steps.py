@@ -1,0 +1,51 @@
+"""The ledger behind every human step, and forgetting a step's form once its answer is ours."""
+
+from typing import Any
+
+from prefect import task
+from prefect.client.orchestration import get_client
+from prefect.context import get_run_context
+
+from models import ledger
+from models.database import session_scope
+from tasks.policies import CHECK, DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def step_answered(step_key: str) -> dict[str, Any] | None:
+    """The recorded result of an answered step (ids only), or None while it is open."""
+    with session_scope() as session:
+        return ledger.recorded(session, key=step_key)
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def step_refusals(step_key: str) -> list[str]:
+    """The reasons earlier answers to this step were refused, oldest first."""
+    with session_scope() as session:
+        return [r.reason for r in ledger.refusals(session, step_key=step_key)]
+
+
+@task(cache_policy=EFFECT, persist_result=True, **OUTSIDE_RETRIES)
+def forget_answers(step_key: str) -> int:
+    """Delete the step's forms and answers from Prefect, now that caseconf's database holds them."""
+    flow_run_id = get_run_context().task_run.flow_run_id  # type: ignore[union-attr]
+    assert flow_run_id is not None
+    prefix = f"suspended-{step_key}-"
+    deleted = 0
+    with get_client(sync_client=True) as client:
+        while True:
+            inputs = client.filter_flow_run_input(
+                flow_run_id=flow_run_id, key_prefix=prefix, limit=100, exclude_keys=set()
+            )
+            if not inputs:
+                return deleted
+            for run_input in inputs:
+                client.delete_flow_run_input(flow_run_id=flow_run_id, key=run_input.key)
+                deleted += 1
+
+
+@task(cache_policy=EFFECT, persist_result=True, **DATABASE_RETRIES)
+def refuse_step(step_key: str, attempt: int, reason: str) -> None:
+    """Record that an answer could not even be read as the form, so the step is asked again."""
+    with session_scope() as session:
+        ledger.record_refusal(session, step_key=step_key, attempt=attempt, reason=reason)

@@ -1,0 +1,178 @@
+"""A real Prefect server and caseconf's serving process, and a way to walk a case as the UI does."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.deployments import run_deployment
+from prefect.flow_runs import resume_flow_run
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PrefectServer:
+    """`prefect server start` on a free loopback port, with its own home and SQLite database."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            "PREFECT_LOGGING_LEVEL": "INFO",
+        }
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = open(self.home / "server.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [str(BIN / "prefect"), "server", "start", "--no-services",
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2):
+                    return
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"Prefect server exited; see {self.home / 'server.log'}")
+                time.sleep(0.5)
+        raise RuntimeError("Prefect server did not answer within 120 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@dataclass
+class Serving:
+    """`python -m deployments serve`, as `make run` starts it; stopped with SIGTERM like a service."""
+
+    server: PrefectServer
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = field(default=0)
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115
+        offset = self.log_path.stat().st_size
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "deployments", "serve"],
+            env=self.server.env(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+        self.starts += 1
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if "being served" in self.log_path.read_text(errors="replace")[offset:]:
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"serve exited; see {self.log_path}")
+            time.sleep(0.3)
+        raise RuntimeError("serve did not start within 90 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+WAITING = {StateType.PAUSED}
+FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+
+
+def read_run(run_id: UUID) -> FlowRun:
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(run_id)
+
+
+def wait_for(run_id: UUID, states: set[StateType], timeout: float = 120) -> FlowRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = read_run(run_id)
+        if run.state is not None and run.state.type in states:
+            return run
+        time.sleep(0.25)
+    raise AssertionError(f"run {run_id} did not reach {states} within {timeout} s: {run.state}")
+
+
+class Walk:
+    """One case's run, driven through the Prefect API the way the UI does."""
+
+    def __init__(self, run_id: UUID) -> None:
+        self.run_id = run_id
+
+    @classmethod
+    def refer(cls, referring_agency: str = "neustart-wien", stage: str = "custody") -> "Walk":
+        run = run_deployment(
+            "case-lifecycle/referral",
+            parameters={"referral": {"referring_agency": referring_agency, "stage": stage}},
+            timeout=0,
+        )
+        return cls(run.id)
+
+    def settle(self, timeout: float = 120) -> FlowRun:
+        """Wait until the run waits for a form or has ended."""
+        return wait_for(self.run_id, WAITING | FINAL, timeout)
+
+    def waits_at(self, step: str, attempt: int = 0) -> FlowRun:
+        run = self.settle()
+        assert run.state is not None
+        assert run.state.type == StateType.PAUSED, f"expected to wait at {step}: {run.state}"
+        key = run.state.state_details.pause_key or ""
+        assert key.endswith(f"-{step}-{attempt}"), f"waits at {key}, expected {step}-{attempt}"
+        return run
+
+    def pause_key(self) -> str:
+        run = read_run(self.run_id)
+        assert run.state is not None
+        return run.state.state_details.pause_key or ""
+
+    def description(self) -> str:
+        with get_client(sync_client=True) as client:
+            value = client.read_flow_run_input(self.run_id, f"suspended-{self.pause_key()}-description")
+        return str(value)
+
+    def schema(self) -> dict[str, Any]:
+        with get_client(sync_client=True) as client:
+            import json
+
+            return dict(json.loads(client.read_flow_run_input(
+                self.run_id, f"suspended-{self.pause_key()}-schema"
+            )))
+
+    def answer(self, **payload: Any) -> None:
+        resume_flow_run(self.run_id, run_input=payload)
