@@ -13,6 +13,7 @@ from models.tables import Case
 from models.vocabulary import CaseStatus, Phase
 from tasks.release import REVIEW_DEPLOYMENT
 from tasks.runs import case_tags, run_name
+from tasks.steps import forget_inputs
 
 logger = logging.getLogger("caseconf.recovery")
 
@@ -62,6 +63,8 @@ def recover_cases() -> list[str]:
                 timeout=0,
                 as_subflow=False,
             )
+            # The cut-off run will never read its forms again: its answers go with it.
+            forget_inputs(UUID(run_id))
             logger.warning("%s: brought back as flow run %s.", reference, new_run.id)
             recovered.append(reference)
     return recovered

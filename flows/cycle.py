@@ -79,7 +79,7 @@ def run_cycle(case_id: int) -> str:
 
     if _needs_consent(profile, conference) and not consent_in_force(case_id):
         key = step_key(case, "consent")
-        answered = ask(
+        ask(
             step_key=key,
             form=Consent,
             description=(
@@ -90,7 +90,10 @@ def run_cycle(case_id: int) -> str:
             ),
             apply=lambda answer, attempt: record_consent(key, attempt, case_id, answer),
         )
-        if not answered["granted"] and not _after_consent_stopped(case, case_id, conference_id):
+        # Checked again, never from cache: a replay weeks later must see a withdrawal.
+        if not consent_in_force(case_id) and not _after_consent_stopped(
+            case, case_id, conference_id
+        ):
             return "closed"
         conference = conference_view(conference_id)
 
@@ -133,6 +136,10 @@ def run_cycle(case_id: int) -> str:
         else:
             review_on = _decision(case, case_id, conference_id, profile.review_weeks)
     assert review_on is not None, "every conference type has a decision phase"
+    conference = conference_view(conference_id)
+    if _needs_consent(profile, conference) and not consent_in_force(case_id):
+        if not _after_consent_stopped(case, case_id, conference_id):
+            return "closed"
     release_decision(case_id, conference_id)
     run = schedule_review(case_id, conference_id, review_on)
     get_run_logger().info("%s: review scheduled as flow run %s.", case.reference, run)

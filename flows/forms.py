@@ -217,9 +217,6 @@ class Closure(BaseModel):
         max_length=32,
     )
     reason: ClosureReason = Field(description="Why the case closes.")
-    note: str | None = Field(
-        default=None, max_length=500, description="Anything the record should say (no names)."
-    )
     acting_representative: str = _acting()
 
 

@@ -61,6 +61,10 @@ def review_open_actions(
             )
         if update.status == ActionStatus.not_done and update.not_done_reason is None:
             problems.append(Problem(f"{field}.not_done_reason", "required when not done"))
+        if update.status != ActionStatus.not_done and update.not_done_reason is not None:
+            problems.append(Problem(f"{field}.not_done_reason", "only for actions not done"))
+        if update.status != ActionStatus.carried_over and update.new_due_on is not None:
+            problems.append(Problem(f"{field}.new_due_on", "only for actions carried over"))
         if update.status == ActionStatus.carried_over and (
             update.new_due_on is None or update.new_due_on <= today
         ):

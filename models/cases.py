@@ -71,7 +71,7 @@ def acting_representative(
 def case_by_reference(session: Session, reference: str) -> Case:
     case = session.exec(select(Case).where(Case.reference == reference)).first()
     if case is None:
-        raise Refusal.of("case_reference", f"no case {reference!r} exists")
+        raise Refusal.of("case_reference", "no case with this reference exists")
     return case
 
 

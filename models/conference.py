@@ -214,6 +214,14 @@ def record_information(
                         "restricted information belongs only in security conferences",
                     )
                 )
+            cleared = agencies.get(entry.agency)
+            if cleared is not None and cleared.clearance != Classification.restricted:
+                problems.append(
+                    Problem(
+                        f"{field}.classification",
+                        "this agency is not cleared for restricted information",
+                    )
+                )
             if not (entry.pointer or "").strip():
                 problems.append(Problem(f"{field}.pointer", "required for restricted items"))
             if entry.summary:

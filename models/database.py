@@ -43,9 +43,8 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 
 def migrate(url: str | None = None) -> None:
     """Bring the database to the newest Alembic revision."""
-    from alembic.config import Config
-
     from alembic import command
+    from alembic.config import Config
 
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))

@@ -40,12 +40,11 @@ def record_participants(
             )
         )
     if client_and_family:
-        codes = {p.agency_code for p in proposals}
-        if intermediary_code is None or intermediary_code not in codes:
+        if intermediary_code not in agencies or not agencies[intermediary_code].active:
             raise Refusal.of(
                 "intermediary",
-                "name one of this conference's agencies to hand the invitation to the client "
-                "and family",
+                "name an active agency of the directory (prison staff, the CSO) to hand the "
+                "invitation to the client and family",
             )
         intermediary = agencies[intermediary_code]
         roles = [Role.client] + ([Role.family] if family_involved else [])

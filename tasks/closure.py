@@ -15,7 +15,7 @@ def close(closure: Closure) -> list[str]:
         case = cases.case_by_reference(session, closure.case_reference)
         rep = cases.acting_representative(session, code=closure.acting_representative)
         reviews = cases.close_case(
-            session, case=case, reason=closure.reason, actor_id=rep.id, note=closure.note, now=now()
+            session, case=case, reason=closure.reason, actor_id=rep.id, note=None, now=now()
         )
         runs = [r.flow_run_id for r in reviews if r.flow_run_id]
         if case.current_flow_run_id:

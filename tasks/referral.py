@@ -9,9 +9,11 @@ from sqlmodel import select
 from flows.forms import Referral, ReferralDetails
 from models import cases
 from models.database import session_scope
+from models.profile import ProfileError, load_profile
 from models.review import REVIEW_START
 from models.settings import get_settings
 from models.tables import Agency, Review
+from models.vocabulary import Stage
 from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
 
 
@@ -23,6 +25,12 @@ def check_referral(referral: Referral) -> list[str]:
         agency = cases.agency_by_code(session, referral.referring_agency)
         if agency is None or not agency.active:
             problems.append("referral.referring_agency: not an active agency in the directory")
+    if referral.stage == Stage.closed:
+        problems.append("referral.stage: a case cannot be referred as closed")
+    try:
+        load_profile(referral.profile or get_settings().profile)
+    except ProfileError:
+        problems.append("referral.profile: no valid governance profile of this name")
     return problems
 
 

@@ -12,6 +12,7 @@ from models.database import session_scope
 from models.tables import Review
 from models.vocabulary import CaseStatus, Phase, ReviewStatus
 from tasks.policies import DATABASE_RETRIES, OUTSIDE_RETRIES, now
+from tasks.steps import forget_inputs
 
 
 @task(persist_result=False, **DATABASE_RETRIES)
@@ -45,3 +46,4 @@ def cancel_runs(flow_run_ids: list[str], message: str) -> None:
             if run.state is None or run.state.is_final():
                 continue
             client.set_flow_run_state(UUID(run_id), Cancelled(message=message), force=True)
+            forget_inputs(UUID(run_id))

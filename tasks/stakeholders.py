@@ -38,12 +38,13 @@ def _selection(
 
 
 def default_intermediary(case: Case, selection: Selection, agencies: list[AgencyView]) -> str:
-    """Prison staff while the person is held, otherwise the coordinating agency."""
-    kinds = {a.code: a.kinds for a in agencies}
+    """Prison staff while the person is held (a proposed prison first), else the coordinator."""
     if case.stage in (Stage.custody, Stage.pre_release, Stage.pre_trial):
-        for proposal in selection.proposals:
-            if AgencyKind.prison in kinds.get(proposal.agency_code, frozenset()):
-                return proposal.agency_code
+        proposed = {p.agency_code for p in selection.proposals}
+        prisons = [a for a in agencies if a.active and AgencyKind.prison in a.kinds]
+        prisons.sort(key=lambda a: a.code not in proposed)
+        if prisons:
+            return prisons[0].code
     return coordinator_code(selection.proposals) or selection.lead.agency_code
 
 

@@ -1,6 +1,7 @@
 """The ledger behind every human step, and forgetting a step's form once its answer is ours."""
 
 from typing import Any
+from uuid import UUID
 
 from prefect import task
 from prefect.client.orchestration import get_client
@@ -25,12 +26,8 @@ def step_refusals(step_key: str) -> list[str]:
         return [r.reason for r in ledger.refusals(session, step_key=step_key)]
 
 
-@task(cache_policy=EFFECT, persist_result=True, **OUTSIDE_RETRIES)
-def forget_answers(step_key: str) -> int:
-    """Delete the step's forms and answers from Prefect, now that caseconf's database holds them."""
-    flow_run_id = get_run_context().task_run.flow_run_id  # type: ignore[union-attr]
-    assert flow_run_id is not None
-    prefix = f"suspended-{step_key}-"
+def forget_inputs(flow_run_id: UUID, prefix: str = "") -> int:
+    """Delete a run's forms and answers (all, or those whose key starts with `prefix`)."""
     deleted = 0
     with get_client(sync_client=True) as client:
         while True:
@@ -42,6 +39,14 @@ def forget_answers(step_key: str) -> int:
             for run_input in inputs:
                 client.delete_flow_run_input(flow_run_id=flow_run_id, key=run_input.key)
                 deleted += 1
+
+
+@task(cache_policy=EFFECT, persist_result=True, **OUTSIDE_RETRIES)
+def forget_answers(step_key: str) -> int:
+    """Delete the step's forms and answers from Prefect, now that caseconf's database holds them."""
+    flow_run_id = get_run_context().task_run.flow_run_id  # type: ignore[union-attr]
+    assert flow_run_id is not None
+    return forget_inputs(flow_run_id, prefix=f"suspended-{step_key}-")
 
 
 @task(cache_policy=EFFECT, persist_result=True, **DATABASE_RETRIES)

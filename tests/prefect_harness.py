@@ -50,9 +50,20 @@ class PrefectServer:
         self.home.mkdir(parents=True, exist_ok=True)
         log = open(self.home / "server.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [str(BIN / "prefect"), "server", "start", "--no-services",
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            [
+                str(BIN / "prefect"),
+                "server",
+                "start",
+                "--no-services",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -88,7 +99,10 @@ class Serving:
         offset = self.log_path.stat().st_size
         self.process = subprocess.Popen(
             [sys.executable, "-m", "deployments", "serve"],
-            env=self.server.env(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env=self.server.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
         self.starts += 1
         deadline = time.monotonic() + 90
@@ -163,16 +177,20 @@ class Walk:
 
     def description(self) -> str:
         with get_client(sync_client=True) as client:
-            value = client.read_flow_run_input(self.run_id, f"suspended-{self.pause_key()}-description")
+            value = client.read_flow_run_input(
+                self.run_id, f"suspended-{self.pause_key()}-description"
+            )
         return str(value)
 
     def schema(self) -> dict[str, Any]:
         with get_client(sync_client=True) as client:
             import json
 
-            return dict(json.loads(client.read_flow_run_input(
-                self.run_id, f"suspended-{self.pause_key()}-schema"
-            )))
+            return dict(
+                json.loads(
+                    client.read_flow_run_input(self.run_id, f"suspended-{self.pause_key()}-schema")
+                )
+            )
 
     def answer(self, **payload: Any) -> None:
         resume_flow_run(self.run_id, run_input=payload)

@@ -1,0 +1,167 @@
+"""The consent ledger: append-only, the newest record per scope decides, expiry stops consent."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from models.cases import refer_case, representative_by_code
+from models.consent import consent_in_force, ledger, record_consent
+from models.errors import Refusal
+from models.tables import Case, ConsentRecord
+from models.vocabulary import ConsentDecision, ConsentScope, Need, Stage, share_with_scope
+
+pytestmark = pytest.mark.database
+
+NOW = datetime(2033, 5, 10, 12, 0, tzinfo=UTC)
+TODAY = NOW.date()
+SCOPE = str(ConsentScope.social_network_conference)
+
+
+@pytest.fixture
+def case(session: Session) -> Case:
+    return refer_case(
+        session,
+        referring_agency="neustart-wien",
+        file_number="CONSENT-1",
+        stage=Stage.post_release,
+        needs=[Need.family_support],
+        profile="generic",
+        acting_representative_code="neustart-wien-1",
+        reference_prefix="CONS",
+        flow_run_id=None,
+        now=NOW,
+    )
+
+
+@pytest.fixture
+def recorder(session: Session) -> int:
+    rep = representative_by_code(session, "neustart-wien-2")
+    assert rep is not None and rep.id is not None
+    return rep.id
+
+
+def consent(
+    session: Session,
+    case: Case,
+    recorder: int,
+    decision: ConsentDecision,
+    *,
+    at: datetime = NOW,
+    expires_on: date | None = None,
+    scope: str = SCOPE,
+) -> ConsentRecord:
+    assert case.id is not None
+    return record_consent(
+        session,
+        case_id=case.id,
+        scope=scope,
+        decision=decision,
+        recorded_by_id=recorder,
+        expires_on=expires_on,
+        now=at,
+    )
+
+
+def in_force(session: Session, case: Case, today: date = TODAY, scope: str = SCOPE) -> bool:
+    assert case.id is not None
+    return consent_in_force(session, case_id=case.id, scope=scope, today=today)
+
+
+def test_no_record_means_no_consent(session: Session, case: Case) -> None:
+    assert not in_force(session, case)
+
+
+def test_granted_without_expiry_is_in_force(session: Session, case: Case, recorder: int) -> None:
+    consent(session, case, recorder, ConsentDecision.granted)
+    assert in_force(session, case)
+    assert in_force(session, case, today=TODAY + timedelta(days=3650))
+
+
+def test_granted_consent_expires(session: Session, case: Case, recorder: int) -> None:
+    expiry = TODAY + timedelta(days=30)
+    consent(session, case, recorder, ConsentDecision.granted, expires_on=expiry)
+    assert in_force(session, case, today=expiry)
+    assert not in_force(session, case, today=expiry + timedelta(days=1))
+
+
+def test_withdrawal_after_grant_stops_consent(session: Session, case: Case, recorder: int) -> None:
+    consent(session, case, recorder, ConsentDecision.granted)
+    consent(session, case, recorder, ConsentDecision.withdrawn, at=NOW + timedelta(hours=1))
+    assert not in_force(session, case)
+
+
+def test_refused_consent_is_not_in_force(session: Session, case: Case, recorder: int) -> None:
+    consent(session, case, recorder, ConsentDecision.refused)
+    assert not in_force(session, case)
+
+
+def test_newest_record_decides(session: Session, case: Case, recorder: int) -> None:
+    consent(session, case, recorder, ConsentDecision.refused)
+    consent(session, case, recorder, ConsentDecision.granted, at=NOW + timedelta(days=1))
+    assert in_force(session, case)
+    consent(session, case, recorder, ConsentDecision.withdrawn, at=NOW + timedelta(days=2))
+    assert not in_force(session, case)
+    consent(session, case, recorder, ConsentDecision.granted, at=NOW + timedelta(days=3))
+    assert in_force(session, case)
+
+
+def test_newest_by_time_not_by_insertion_order(session: Session, case: Case, recorder: int) -> None:
+    """A record entered late but dated earlier does not override a newer one."""
+    consent(session, case, recorder, ConsentDecision.withdrawn, at=NOW + timedelta(days=1))
+    consent(session, case, recorder, ConsentDecision.granted, at=NOW)
+    assert not in_force(session, case)
+
+
+def test_scopes_are_independent(session: Session, case: Case, recorder: int) -> None:
+    share = share_with_scope("psd-wien")
+    consent(session, case, recorder, ConsentDecision.granted)
+    consent(session, case, recorder, ConsentDecision.refused, scope=share)
+    assert in_force(session, case)
+    assert not in_force(session, case, scope=share)
+    assert not in_force(session, case, scope=str(ConsentScope.family_involvement))
+
+
+@pytest.mark.parametrize("days", [0, -1, -365])
+def test_grant_that_expires_today_or_earlier_is_refused(
+    session: Session, case: Case, recorder: int, days: int
+) -> None:
+    with pytest.raises(Refusal) as caught:
+        consent(
+            session,
+            case,
+            recorder,
+            ConsentDecision.granted,
+            expires_on=TODAY + timedelta(days=days),
+        )
+    assert [p.field for p in caught.value.problems] == ["expires_on"]
+    assert (TODAY + timedelta(days=days)).isoformat() not in str(caught.value)
+    assert session.exec(select(ConsentRecord).where(ConsentRecord.case_id == case.id)).all() == []
+
+
+def test_ledger_is_append_only(session: Session, case: Case, recorder: int) -> None:
+    assert case.id is not None
+    decisions = [
+        ConsentDecision.granted,
+        ConsentDecision.withdrawn,
+        ConsentDecision.granted,
+        ConsentDecision.refused,
+    ]
+    first = consent(session, case, recorder, decisions[0], expires_on=TODAY + timedelta(days=90))
+    first_snapshot = (first.id, first.decision, first.expires_on, first.recorded_at)
+    for n, decision in enumerate(decisions[1:], start=1):
+        consent(session, case, recorder, decision, at=NOW + timedelta(hours=n))
+        assert len(ledger(session, case_id=case.id)) == n + 1
+
+    session.expire_all()
+    rows = ledger(session, case_id=case.id)
+    assert [r.decision for r in rows] == decisions
+    assert (rows[0].id, rows[0].decision, rows[0].expires_on, rows[0].recorded_at) == first_snapshot
+    assert all(r.recorded_by_id == recorder for r in rows)
+
+
+def test_expiry_is_kept_only_on_grants(session: Session, case: Case, recorder: int) -> None:
+    row = consent(
+        session, case, recorder, ConsentDecision.refused, expires_on=TODAY + timedelta(days=5)
+    )
+    assert row.expires_on is None
