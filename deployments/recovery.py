@@ -1,10 +1,11 @@
 """Bring back every open case whose run a stop of the serving process cancelled or crashed."""
 
 import logging
+from typing import cast
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
 from sqlmodel import select
 
@@ -54,14 +55,17 @@ def recover_cases() -> list[str]:
                         cycle,
                     )
                 continue
-            new_run = run_deployment(
-                REVIEW_DEPLOYMENT,
-                parameters={"case_reference": reference, "cycle": cycle},
-                flow_run_name=run_name(reference, cycle),
-                tags=case_tags(reference, stage, conference_type),
-                idempotency_key=f"{reference}-recover-{run_id}",
-                timeout=0,
-                as_subflow=False,
+            new_run = cast(
+                FlowRun,
+                run_deployment(
+                    REVIEW_DEPLOYMENT,
+                    parameters={"case_reference": reference, "cycle": cycle},
+                    flow_run_name=run_name(reference, cycle),
+                    tags=case_tags(reference, stage, conference_type),
+                    idempotency_key=f"{reference}-recover-{run_id}",
+                    timeout=0,
+                    as_subflow=False,
+                ),
             )
             # The cut-off run will never read its forms again: its answers go with it.
             forget_inputs(UUID(run_id))

@@ -1,5 +1,7 @@
 """Serve every deployment from one process; on start, bring back cases a stop cut off mid-step."""
 
+from typing import cast
+
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
@@ -11,7 +13,7 @@ from models.settings import get_settings
 
 
 def deployments() -> list[RunnerDeployment]:
-    return [
+    made = [
         case_lifecycle.to_deployment(
             name="referral",
             description="Refer a new case: fill in the referring agency and stage, then follow "
@@ -30,6 +32,7 @@ def deployments() -> list[RunnerDeployment]:
             tags=["caseconf"],
         ),
     ]
+    return [cast(RunnerDeployment, d) for d in made]
 
 
 def main() -> None:

@@ -137,9 +137,12 @@ def run_cycle(case_id: int) -> str:
             review_on = _decision(case, case_id, conference_id, profile.review_weeks)
     assert review_on is not None, "every conference type has a decision phase"
     conference = conference_view(conference_id)
-    if _needs_consent(profile, conference) and not consent_in_force(case_id):
-        if not _after_consent_stopped(case, case_id, conference_id):
-            return "closed"
+    if (
+        _needs_consent(profile, conference)
+        and not consent_in_force(case_id)
+        and not _after_consent_stopped(case, case_id, conference_id)
+    ):
+        return "closed"
     release_decision(case_id, conference_id)
     run = schedule_review(case_id, conference_id, review_on)
     get_run_logger().info("%s: review scheduled as flow run %s.", case.reference, run)

@@ -69,8 +69,9 @@ def ask(
         try:
             answer = suspend_flow_run(wait_for_input=model, key=f"{step_key}-{attempt}")
         except pydantic.ValidationError as error:
-            outcome = StepOutcome(refusal=_validation_reason(error))
-            refuse_step(step_key, attempt, outcome.refusal)
+            reason = _validation_reason(error)
+            refuse_step(step_key, attempt, reason)
+            outcome = StepOutcome(refusal=reason)
         else:
             outcome = apply(answer, attempt)
         if outcome.result is not None:

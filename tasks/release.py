@@ -1,9 +1,11 @@
 """Release: the decision takes effect and the next review is scheduled as a future flow run."""
 
 from datetime import date
+from typing import cast
 from uuid import UUID
 
 from prefect import task
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
 from models import cases, conference, release, review
@@ -62,21 +64,24 @@ def schedule_review(case_id: int, conference_id: int, review_on: date) -> str:
             return planned.flow_run_id
         reference, stage, conference_type = case.reference, case.stage, case.conference_type
         next_cycle, key, review_id = planned.cycle, planned.idempotency_key, planned.id
-    flow_run = run_deployment(
-        REVIEW_DEPLOYMENT,
-        parameters={"case_reference": reference, "cycle": next_cycle},
-        scheduled_time=review.review_run_at(due_at=due_at, now=now()),
-        flow_run_name=run_name(reference, next_cycle),
-        tags=case_tags(reference, stage, conference_type),
-        idempotency_key=key,
-        timeout=0,
-        as_subflow=False,
+    flow_run = cast(
+        FlowRun,
+        run_deployment(
+            REVIEW_DEPLOYMENT,
+            parameters={"case_reference": reference, "cycle": next_cycle},
+            scheduled_time=review.review_run_at(due_at=due_at, now=now()),
+            flow_run_name=run_name(reference, next_cycle),
+            tags=case_tags(reference, stage, conference_type),
+            idempotency_key=key,
+            timeout=0,
+            as_subflow=False,
+        ),
     )
     with session_scope() as session:
-        planned = session.get(review.Review, review_id)
-        assert planned is not None
-        planned.flow_run_id = str(flow_run.id)
+        stored = session.get(review.Review, review_id)
+        assert stored is not None
+        stored.flow_run_id = str(flow_run.id)
         case = cases.get_case(session, case_id)
         cases.set_phase(session, case=case, phase=Phase.review_scheduled, now=now())
-        session.add(planned)
+        session.add(stored)
     return str(UUID(str(flow_run.id)))

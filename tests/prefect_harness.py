@@ -44,6 +44,7 @@ class PrefectServer:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_RUNNER_POLL_FREQUENCY": "1",
             "PREFECT_LOGGING_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
         }
 
     def start(self) -> None:
@@ -72,7 +73,9 @@ class PrefectServer:
                     return
             except OSError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"Prefect server exited; see {self.home / 'server.log'}")
+                    raise RuntimeError(
+                        f"Prefect server exited; see {self.home / 'server.log'}"
+                    ) from None
                 time.sleep(0.5)
         raise RuntimeError("Prefect server did not answer within 120 s")
 
@@ -107,12 +110,23 @@ class Serving:
         self.starts += 1
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            if "being served" in self.log_path.read_text(errors="replace")[offset:]:
+            if b"being served" in self.log_path.read_bytes()[offset:]:
                 return
             if self.process.poll() is not None:
                 raise RuntimeError(f"serve exited; see {self.log_path}")
             time.sleep(0.3)
         raise RuntimeError("serve did not start within 90 s")
+
+    def idle(self, run_id: UUID, timeout: float = 60) -> None:
+        """Wait until every execution of the run has left its process (a suspended run lingers
+        for a moment after its state says it waits)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.log_path.read_text(errors="replace")
+            if log.count(f"flow-run/{run_id}") == log.count(f"Execution of flow run '{run_id}'"):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"run {run_id} still has a process after {timeout} s")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

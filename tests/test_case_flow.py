@@ -17,6 +17,7 @@ from models.tables import (
     AuditEvent,
     Case,
     Conference,
+    Effect,
     InformationItem,
     Notification,
     Participant,
@@ -24,7 +25,7 @@ from models.tables import (
     Review,
 )
 from models.vocabulary import Phase
-from tests.prefect_harness import Walk, read_run, wait_for
+from tests.prefect_harness import FINAL, Walk, read_run, wait_for
 
 pytestmark = pytest.mark.flow
 
@@ -201,9 +202,9 @@ def scan_prefect_for(canary: str, server_home, serve_log) -> list[str]:
     if canary.encode() in (server_home.parent / "prefect-scan.db").read_bytes():
         found.append("prefect.db")
     for path in server_home.rglob("*"):
-        if path.is_file() and path.suffix not in {".db", ".db-wal", ".db-shm"}:
-            if canary.encode() in path.read_bytes():
-                found.append(str(path))
+        skipped = {".db", ".db-wal", ".db-shm"}
+        if path.is_file() and path.suffix not in skipped and canary.encode() in path.read_bytes():
+            found.append(str(path))
     if canary in serve_log.read_text(errors="replace"):
         found.append("serve.log")
     return found
@@ -310,3 +311,180 @@ def test_social_network_case_with_consent_family_plan_and_item_by_item_decision(
     assert scan_prefect_for(CANARY, prefect_server.home, serving.log_path) == []
     assert case.reference not in CANARY  # the reference itself may appear, and does:
     assert scan_prefect_for(case.reference, prefect_server.home, serving.log_path) != []
+
+
+def refer_and_prepare(walk: Walk, file_number: str, conference_type: str) -> None:
+    walk.waits_at("referral")
+    walk.answer(file_number=file_number, needs=[], acting_representative=REP)
+    walk.waits_at("preparation")
+    walk.answer(
+        conference_type=conference_type,
+        starts_at=starts_in(9),
+        time_zone="Europe/Vienna",
+        location="Neustart Wien",
+        acting_representative=REP,
+    )
+
+
+def test_refused_consent_closes_the_case_or_goes_on_as_security(serving, database):
+    closing, continuing = Walk.refer(stage="custody"), Walk.refer(stage="custody")
+    for walk, number in ((closing, "RC-1"), (continuing, "RC-2")):
+        refer_and_prepare(walk, number, "social_network")
+    for walk in (closing, continuing):
+        walk.waits_at("consent")
+        walk.answer(client_consent="refused", acting_representative=REP)
+    closing.waits_at("consent-refused")
+    closing.answer(
+        next_step="close_case", reason="Client declines any conference", acting_representative=REP
+    )
+    continuing.waits_at("consent-refused")
+    continuing.answer(
+        next_step="continue_as_security",
+        reason="Security concerns remain",
+        acting_representative=REP,
+    )
+
+    run = wait_for(closing.run_id, {StateType.COMPLETED, StateType.FAILED})
+    assert run.state.type == StateType.COMPLETED
+    closed = case_of(database, closing.run_id)
+    assert (closed.status, closed.closure_reason, closed.stage) == (
+        "closed",
+        "consent_refused",
+        "closed",
+    )
+    assert rows(database, Notification, case_id=closed.id) == []
+    from models.tables import ConsentRecord
+
+    [refusal] = rows(database, ConsentRecord, case_id=closed.id)
+    assert refusal.decision == "refused"
+
+    run = continuing.waits_at("stakeholders")
+    assert "type:security" in run.tags and "type:social_network" not in run.tags
+    assert "client and family are invited" not in continuing.description()
+    security = case_of(database, continuing.run_id)
+    assert security.conference_type == "security" and security.status == "open"
+    assert rows(database, Notification, case_id=security.id) == []  # no invitation went out
+
+
+def test_bad_input_is_refused_and_nothing_is_half_written(serving, database, prefect_server):
+    from prefect.deployments import run_deployment
+
+    def count_cases() -> int:
+        return len(rows(database, Case))
+
+    before = count_cases()
+    unknown = Walk.refer("no-such-agency")
+    run = wait_for(unknown.run_id, {StateType.FAILED, StateType.COMPLETED})
+    assert run.state.type == StateType.FAILED
+    assert "referral.referring_agency: not an active agency in the directory" in run.state.message
+    assert count_cases() == before
+
+    first, second = Walk.refer(), Walk.refer()
+    first.waits_at("referral")
+    # The server refuses what breaks the form's schema, naming the field; the run keeps waiting.
+    with pytest.raises(RuntimeError, match="file_number"):
+        first.answer(file_number="???", acting_representative=REP)
+    first.waits_at("referral")
+    first.answer(file_number="DUP-7", needs=[], acting_representative=REP)
+    first.waits_at("preparation")
+    existing = case_of(database, first.run_id)
+
+    second.waits_at("referral")
+    second.answer(file_number="DUP-7", needs=[], acting_representative=REP)
+    second.waits_at("referral", attempt=1)
+    assert f"already has an open case, {existing.reference}" in second.description()
+    assert count_cases() == before + 1
+
+    close = run_deployment(
+        "case-close/close",
+        parameters={
+            "closure": {
+                "case_reference": "CASE-1999-9999",
+                "reason": "other",
+                "acting_representative": REP,
+            }
+        },
+        timeout=0,
+    )
+    run = wait_for(close.id, {StateType.FAILED, StateType.COMPLETED})
+    assert run.state.type == StateType.FAILED
+    assert "case_reference: no case with this reference exists" in run.state.message
+
+    close = run_deployment(
+        "case-close/close",
+        parameters={
+            "closure": {
+                "case_reference": existing.reference,
+                "reason": "referral_withdrawn",
+                "acting_representative": REP,
+            }
+        },
+        timeout=0,
+    )
+    assert wait_for(close.id, FINAL).state.type == StateType.COMPLETED
+    abandoned = wait_for(first.run_id, FINAL)
+    assert abandoned.state.type == StateType.CANCELLED
+    with get_client(sync_client=True) as client:
+        assert (
+            client.filter_flow_run_input(first.run_id, key_prefix="", limit=10, exclude_keys=set())
+            == []
+        )
+    with db(database) as s:
+        assert s.get(Case, existing.id).closure_reason == "referral_withdrawn"
+
+    # With the first case closed the same file number may be referred again.
+    second.answer(file_number="DUP-7", needs=[], acting_representative=REP)
+    second.waits_at("preparation")
+    assert case_of(database, second.run_id).reference != existing.reference
+
+
+def test_stopping_the_serving_process_loses_nothing_and_repeats_nothing(serving, database):
+    walk = Walk.refer()
+    refer_and_prepare(walk, "RS-1", "security")
+    walk.waits_at("stakeholders")
+    case = case_of(database, walk.run_id)
+
+    # Stopped while the case waits: the run holds no process and simply goes on afterwards.
+    serving.idle(walk.run_id)
+    serving.stop()
+    serving.start()
+    assert read_run(walk.run_id).state.type == StateType.PAUSED
+    walk.answer(acting_representative=REP)
+    walk.waits_at("information")
+    [conference] = rows(database, Conference, case_id=case.id)
+    participants = len(rows(database, Participant, conference_id=conference.id))
+    effects = len(rows(database, Effect, case_id=case.id))
+
+    # Stopped mid-step: the runner cancels the run it is running; the next start brings it back.
+    walk.answer(
+        items=[{"agency": "jva-wien", "classification": "professional", "summary": "Stable."}],
+        acting_representative=REP,
+    )
+    wait_for(walk.run_id, {StateType.RUNNING})
+    serving.stop()
+    cut = wait_for(walk.run_id, FINAL)
+    assert cut.state.type == StateType.CANCELLED and "Runner is shutting down" in cut.state.message
+    serving.start()
+
+    with get_client(sync_client=True) as client:
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"case:{case.reference}"]))
+        )
+    [back] = [r for r in runs if r.id != walk.run_id]
+    assert back.name == case.reference and back.parameters == {
+        "case_reference": case.reference,
+        "cycle": 1,
+    }
+    revived = Walk(back.id)
+    run = revived.settle()
+    answered = any(e.key.endswith("-information") for e in rows(database, Effect, case_id=case.id))
+    revived.waits_at("decision" if answered else "information")
+    with db(database) as s:
+        assert s.get(Case, case.id).current_flow_run_id == str(back.id)
+    # Nothing was done twice: the participants, invitations and earlier effects are as they were.
+    assert len(rows(database, Participant, conference_id=conference.id)) == participants
+    assert len(rows(database, Notification, case_id=case.id, event="invitation")) == participants
+    assert len(rows(database, Effect, case_id=case.id)) == effects + (1 if answered else 0)
+    assert run.state.type == StateType.PAUSED
