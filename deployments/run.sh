@@ -14,6 +14,8 @@ PY="$ROOT/.venv/bin/python"
 PREFECT="$ROOT/.venv/bin/prefect"
 
 export PREFECT_HOME="${PREFECT_HOME:-$ROOT/var/prefect}"
+# A submitted form starts the run's next step within this many seconds (Prefect's default is 10).
+export PREFECT_RUNNER_POLL_FREQUENCY="${PREFECT_RUNNER_POLL_FREQUENCY:-2}"
 HOST="${PREFECT_SERVER_API_HOST:-127.0.0.1}"
 PORT="${PREFECT_SERVER_API_PORT:-4200}"
 LOG="$ROOT/var/prefect-server.log"

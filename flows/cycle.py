@@ -32,6 +32,7 @@ from tasks.conference import (
     review_actions,
 )
 from tasks.consent import after_refusal, consent_in_force, record_consent
+from tasks.invitations import invite
 from tasks.referral import case_view, conference_defaults
 from tasks.release import release_decision, schedule_review
 from tasks.runs import label_run, register_run
@@ -114,6 +115,7 @@ def run_cycle(case_id: int) -> str:
         ),
         defaults={"intermediary": intermediary},
     )
+    invite(case_id, conference_id)
 
     review_on: date | None = None
     for phase in (Phase.information, Phase.family_only, Phase.decision):

@@ -8,7 +8,7 @@ from models import cases, consent
 from models.audit import audit
 from models.conference import get_conference
 from models.database import session_scope
-from models.participants import queue_invitations, record_participants
+from models.participants import record_participants
 from models.profile import Profile, load_profile
 from models.stakeholders import (
     AgencyView,
@@ -73,7 +73,7 @@ def describe_proposal(case_id: int, conference_id: int) -> tuple[str, str]:
 def confirm_participants(
     step_key: str, attempt: int, case_id: int, conference_id: int, answer: Stakeholders
 ) -> StepOutcome:
-    """Record the confirmed participants and queue their invitations, in one transaction."""
+    """Record the confirmed participants, with the reason for any change to the proposal."""
 
     def write(session: Session) -> dict[str, object]:
         at = now()
@@ -114,8 +114,7 @@ def confirm_participants(
                 justification=answer.reason,
             )
         audit(session, action="participants.confirmed", case_id=case_id, actor_id=rep.id, at=at)
-        invitation_ids = queue_invitations(session, case=case, conference=conference, now=at)
         cases.set_phase(session, case=case, phase=rules.phases[0], now=at)
-        return {"participant_ids": participant_ids, "invitation_ids": invitation_ids}
+        return {"participant_ids": participant_ids}
 
     return apply_once(step_key=step_key, case_id=case_id, attempt=attempt, write=write)

@@ -14,7 +14,7 @@ DATABASE_URL = os.environ.get("CASECONF_TEST_DATABASE_URL") or f"sqlite:///{_TMP
 # Set before anything reads the settings, so every part of caseconf (and the serving process the
 # flow tests start) uses the test database.
 os.environ["CASECONF_DATABASE_URL"] = DATABASE_URL
-os.environ.setdefault("PREFECT_HOME", str(_TMP / "prefect"))
+os.environ["PREFECT_HOME"] = str(_TMP / "prefect")  # never the developer's var/prefect
 
 from sqlalchemy import text  # noqa: E402
 from sqlmodel import Session, SQLModel  # noqa: E402
