@@ -11,11 +11,17 @@ from sqlmodel import Session, create_engine
 from models.settings import PROJECT_ROOT, get_settings
 
 
+def _make_room(url: str) -> None:
+    """A SQLite file's folder (./var/ on a fresh clone) is created on first use."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
 @lru_cache
 def get_engine(url: str | None = None) -> Engine:
     url = url or get_settings().database_url
+    _make_room(url)
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -46,7 +52,9 @@ def migrate(url: str | None = None) -> None:
     from alembic import command
     from alembic.config import Config
 
+    url = url or get_settings().database_url
+    _make_room(url)
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
-    config.set_main_option("sqlalchemy.url", url or get_settings().database_url)
+    config.set_main_option("sqlalchemy.url", url)
     command.upgrade(config, "head")

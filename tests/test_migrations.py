@@ -98,3 +98,12 @@ def test_partial_unique_index_is_created_by_the_migration(database: str) -> None
     index = indexes["uq_case_open_file_number"]
     assert index["unique"]
     assert index["column_names"] == ["referring_agency_id", "referral_file_number"]
+
+
+def test_migrate_creates_the_folder_of_a_new_sqlite_database(tmp_path) -> None:
+    """A fresh clone has no ./var/: the first `make run` must still migrate."""
+    from models.database import migrate
+
+    target = tmp_path / "not-yet" / "there" / "caseconf.db"
+    migrate(f"sqlite:///{target}")
+    assert target.exists()
