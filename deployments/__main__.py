@@ -3,8 +3,9 @@
 import argparse
 import sys
 
+from models.channels import ChannelConfigError, check_tags, load_apprise_config
 from models.database import migrate, session_scope
-from models.directory import DirectoryError, load_directory, sync_directory
+from models.directory import DirectoryError, channel_tags, load_directory, sync_directory
 from models.profile import ProfileError, load_profile
 from models.settings import get_settings
 
@@ -22,7 +23,9 @@ def load() -> int:
                 "(CASECONF_PROFILE) has no file"
             )
         directory = load_directory(settings.directory)
-    except (ProfileError, DirectoryError) as error:
+        channels = load_apprise_config(settings.apprise_config)
+        check_tags(channels.tags, channel_tags(directory))
+    except (ProfileError, DirectoryError, ChannelConfigError) as error:
         print(f"caseconf: refused: {error}", file=sys.stderr)
         return 2
     with session_scope() as session:
@@ -34,6 +37,39 @@ def load() -> int:
     return 0
 
 
+def resend() -> int:
+    """Queue every failed message again and send each once, concurrently."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC, datetime, timedelta
+
+    from models.channels import DeliveryError, Transport
+    from models.outbox import mark_failed, requeue_failed, send_one
+
+    settings = get_settings()
+    with session_scope() as session:
+        ids = requeue_failed(session)
+    transport = Transport(settings.apprise_config)
+
+    def attempt(notification_id: int) -> bool:
+        try:
+            send_one(
+                notification_id,
+                transport=transport,
+                mail_from=settings.mail_from,
+                duration=timedelta(minutes=settings.conference_minutes),
+                now=datetime.now(UTC),
+            )
+            return True
+        except DeliveryError:
+            mark_failed(notification_id)
+            return False
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sent = sum(pool.map(attempt, ids))
+    print(f"caseconf: re-sent {sent} of {len(ids)} failed message(s)")
+    return 0 if sent == len(ids) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deployments", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("load", help="validate the profiles and load the agency directory")
     sub.add_parser("serve", help="serve every deployment from one process")
     sub.add_parser("recover", help="bring back open cases a stop cut off mid-step")
+    sub.add_parser("resend", help="send again every message that failed, once each")
     args = parser.parse_args(argv)
     if args.command == "migrate":
         migrate()
@@ -48,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "load":
         return load()
+    if args.command == "resend":
+        return resend()
     if args.command == "recover":
         from deployments.recovery import recover_cases
 

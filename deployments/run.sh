@@ -23,6 +23,7 @@ HEALTH_TIMEOUT=90
 
 server_pid=""
 serve_pid=""
+catcher_pid=""
 
 healthy() { # $1 = API URL; true when GET $1/health answers 2xx
   "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/health", timeout=2)' \
@@ -50,8 +51,16 @@ stop_server() {
   server_pid=""
 }
 
+stop_catcher() {
+  [[ -n "$catcher_pid" ]] || return 0
+  kill -TERM "$catcher_pid" 2>/dev/null || true
+  wait "$catcher_pid" 2>/dev/null || true
+  catcher_pid=""
+}
+
 cleanup() {
   stop_serve
+  stop_catcher
   stop_server
 }
 trap cleanup EXIT
@@ -101,8 +110,18 @@ else
   echo "Prefect server is up."
 fi
 
+# The demo Apprise config sends every e-mail to this local catcher: each message lands as an
+# .eml file under var/mail/ and as one line in var/mail.log. Set CASECONF_APPRISE_CONFIG to
+# your own config (kept outside the repository) to send for real; the catcher then stays idle.
+MAIL_PORT="${CASECONF_MAIL_CATCHER_PORT:-2525}"
+mkdir -p "$ROOT/var/mail"
+"$PY" -m deployments.mailcatcher --host 127.0.0.1 --port "$MAIL_PORT" --dir "$ROOT/var/mail" \
+  >>"$ROOT/var/mail.log" 2>&1 &
+catcher_pid=$!
+
 echo
 echo "  Prefect UI:  $UI"
+echo "  Mail:        every demo message under var/mail/ (one line each in var/mail.log)"
 echo "  Stop with Ctrl-C."
 echo
 

@@ -4,14 +4,16 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.forms import Closure
+from flows.notifications import deliver_messages
 from tasks.closure import close
 from tasks.reviews import cancel_runs
 
 
 @flow(name="case-close", persist_result=True)
 def case_close(closure: Closure) -> str:
-    """Close the case and cancel its scheduled reviews and any run still waiting for a form."""
-    runs = close(closure)
+    """Close the case, cancel its upcoming conference, scheduled reviews and waiting run."""
+    case_id, runs = close(closure)
     own = str(flow_run.get_id())
     cancel_runs([r for r in runs if r != own], f"{closure.case_reference} closed")
+    deliver_messages(case_id, closure.case_reference)
     return "closed"

@@ -15,6 +15,7 @@ from flows.forms import (
     Preparation,
     Stakeholders,
 )
+from flows.notifications import deliver_messages
 from flows.steps import ask
 from models.cases import CaseView
 from models.conference import ConferenceView
@@ -116,6 +117,7 @@ def run_cycle(case_id: int) -> str:
         defaults={"intermediary": intermediary},
     )
     invite(case_id, conference_id)
+    deliver_messages(case_id, case.reference)
 
     review_on: date | None = None
     for phase in (Phase.information, Phase.family_only, Phase.decision):
@@ -146,6 +148,7 @@ def run_cycle(case_id: int) -> str:
     ):
         return "closed"
     release_decision(case_id, conference_id)
+    deliver_messages(case_id, case.reference)
     run = schedule_review(case_id, conference_id, review_on)
     get_run_logger().info("%s: review scheduled as flow run %s.", case.reference, run)
     return "review_scheduled"

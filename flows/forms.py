@@ -220,6 +220,54 @@ class Closure(BaseModel):
     acting_representative: str = _acting()
 
 
+class Reschedule(BaseModel):
+    """The parameters of `case-conference/reschedule`."""
+
+    model_config = FORM_CONFIG
+
+    case_reference: str = Field(
+        description="The case's pseudonymous reference.", pattern=REFERENCE, max_length=32
+    )
+    starts_at: datetime = Field(
+        description="The new start. A time without an offset is read in the time zone below."
+    )
+    time_zone: str = Field(
+        default="Europe/Vienna", description="IANA time zone of the conference.", max_length=64
+    )
+    location: str | None = Field(
+        default=None, max_length=300, description="A new place or meeting link; empty keeps it."
+    )
+    acting_representative: str = _acting()
+
+
+class HandoverRole(StrEnum):
+    client = "client"
+    family = "family"
+
+
+class Handover(BaseModel):
+    """The parameters of `case-handover/record`."""
+
+    model_config = FORM_CONFIG
+
+    case_reference: str = Field(
+        description="The case's pseudonymous reference.", pattern=REFERENCE, max_length=32
+    )
+    handed_to: HandoverRole = Field(description="Whom the intermediary handed the invitation to.")
+    acting_representative: str = _acting()
+
+
+class ConsentWithdrawal(BaseModel):
+    """The parameters of `case-consent/withdraw`: no reason is asked, none is given."""
+
+    model_config = FORM_CONFIG
+
+    case_reference: str = Field(
+        description="The case's pseudonymous reference.", pattern=REFERENCE, max_length=32
+    )
+    acting_representative: str = _acting()
+
+
 ALL_FORMS: tuple[type[RunInput], ...] = (
     ReferralDetails,
     Preparation,

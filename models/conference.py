@@ -148,6 +148,45 @@ def open_conference(
     return conference
 
 
+def reschedule_conference(
+    session: Session,
+    *,
+    conference: Conference,
+    starts_at: datetime,
+    time_zone: str,
+    location: str | None,
+    now: datetime,
+) -> Conference:
+    """Move an upcoming conference: a new time (and place); calendars get a higher SEQUENCE."""
+    if conference.released_at is not None or (
+        conference.starts_at is not None and conference.starts_at <= now
+    ):
+        raise Refusal.of("case_reference", "this conference has already taken place")
+    if starts_at <= now:
+        raise Refusal.of("starts_at", "the conference must start in the future")
+    conference.starts_at = starts_at
+    conference.time_zone = time_zone
+    if location:
+        conference.location = location
+    conference.ical_sequence += 1
+    session.add(conference)
+    session.flush()
+    return conference
+
+
+def cancel_conference(session: Session, *, conference: Conference, now: datetime) -> bool:
+    """Cancel an upcoming conference (its case closed); True if there was one to cancel."""
+    if conference.released_at is not None or conference.starts_at is None:
+        return False
+    if conference.starts_at <= now:
+        return False
+    conference.ical_sequence += 1
+    conference.phase = Phase.closed
+    session.add(conference)
+    session.flush()
+    return True
+
+
 def continue_as_security(session: Session, *, case: Case, conference: Conference) -> None:
     """No consent: the conference goes on as a security conference, without the family-only phase."""
     conference.conference_type = ConferenceType.security

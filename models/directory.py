@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlmodel import Session, select
 
 from models.profile import SLUG, describe_errors, read_yaml_mapping, rule_error
-from models.tables import Agency, Representative
-from models.vocabulary import AgencyKind, Classification
+from models.tables import Agency, Channel, Representative
+from models.vocabulary import AgencyKind, ChannelKind, Classification
 
 Code = str  # a slug: lower-case letters and digits joined by '-' or '_'
 
@@ -34,6 +34,20 @@ class RepresentativeEntry(_Strict):
     name: str = Field(min_length=1, max_length=200, pattern=r"\S")
 
 
+class ChannelEntry(_Strict):
+    """How an agency is reached: the Apprise tag of its URL(s) and what the channel may carry.
+
+    The URLs themselves (with their secrets) live in the Apprise config, not in the directory.
+    """
+
+    kind: ChannelKind = Field(description="email (with calendar invitations) or chat (short text).")
+    tag: Code = Field(pattern=SLUG, max_length=64, description="The Apprise tag of its URL(s).")
+    clearance: Classification = Field(
+        default=Classification.shared,
+        description="The most sensitive minutes this channel may carry as an attachment.",
+    )
+
+
 class AgencyEntry(_Strict):
     """One agency of the directory."""
 
@@ -47,6 +61,9 @@ class AgencyEntry(_Strict):
     area: str | None = Field(default=None, min_length=1, max_length=100)
     clearance: Classification = Classification.professional
     representatives: list[RepresentativeEntry] = Field(min_length=1)
+    channels: list[ChannelEntry] = Field(
+        min_length=1, description="At least one; agencies are only ever reached through these."
+    )
 
     @field_validator("time_zone")
     @classmethod
@@ -90,6 +107,15 @@ class Directory(_Strict):
                         f"{here}.code", f"'{rep.code}' is already used by {rep_at[rep.code]}"
                     )
                 rep_at[rep.code] = here
+        tag_at: dict[str, str] = {}
+        for i, agency in enumerate(self.agencies):
+            for j, channel in enumerate(agency.channels):
+                here = f"agencies[{i}].channels[{j}]"
+                if channel.tag in tag_at:
+                    raise rule_error(
+                        f"{here}.tag", f"'{channel.tag}' is already used by {tag_at[channel.tag]}"
+                    )
+                tag_at[channel.tag] = here
         return self
 
     def agency(self, code: str) -> AgencyEntry | None:
@@ -176,3 +202,30 @@ def sync_directory(session: Session, directory: Directory) -> None:
             rep.active = False
             session.add(rep)
     session.flush()
+
+    channels = {c.tag: c for c in session.exec(select(Channel)).all()}
+    listed_tags: set[str] = set()
+    for entry in directory.agencies:
+        for channel_entry in entry.channels:
+            listed_tags.add(channel_entry.tag)
+            agency_id = agencies[entry.code].id
+            assert agency_id is not None
+            channel = channels.get(channel_entry.tag) or Channel(
+                tag=channel_entry.tag, agency_id=agency_id, kind=channel_entry.kind
+            )
+            channel.agency_id = agency_id
+            channel.kind = channel_entry.kind
+            channel.clearance = channel_entry.clearance
+            channel.active = True
+            channels[channel_entry.tag] = channel
+            session.add(channel)
+    for tag, channel in channels.items():
+        if tag not in listed_tags and channel.active:
+            channel.active = False
+            session.add(channel)
+    session.flush()
+
+
+def channel_tags(directory: Directory) -> set[str]:
+    """Every Apprise tag the directory's channels need a URL for."""
+    return {c.tag for a in directory.agencies for c in a.channels}

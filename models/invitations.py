@@ -1,46 +1,90 @@
-"""Invitations: one per participant and channel, queued in the outbox once per key."""
+"""Invitations: one per participant and channel, queued in the outbox once per key.
+
+Client and family have no channel of their own: their invitation goes to the intermediary
+agency as a hand-over request, and the coordinator records the hand-over.
+"""
 
 from datetime import datetime
 
 from sqlmodel import Session, select
 
-from models.notifications import notification_key, queue
-from models.tables import Agency, Case, Conference, Participant
-from models.vocabulary import PROFESSIONAL_ROLES
+from models.audit import audit
+from models.errors import Refusal
+from models.notifications import channels_of, notification_key, queue
+from models.tables import Case, Conference, Notification, Participant
+from models.vocabulary import PROFESSIONAL_ROLES, NotificationStatus, Role
 
 
 def queue_invitations(
-    session: Session, *, case: Case, conference: Conference, now: datetime
+    session: Session,
+    *,
+    case: Case,
+    conference: Conference,
+    now: datetime,
+    event: str = "invitation",
 ) -> list[int]:
-    """One invitation per participant and channel; client and family by hand, via the intermediary."""
+    """Queue `event` (invitation, rescheduled, cancelled) to every participant on every channel."""
     ids = []
     for participant in session.exec(
         select(Participant).where(Participant.conference_id == conference.id)
     ):
-        if participant.role in PROFESSIONAL_ROLES:
-            recipient_id, channel = participant.agency_id, "agency"
-        else:
-            recipient_id, channel = participant.intermediary_agency_id, "by_hand"
-        agency = session.get(Agency, recipient_id)
-        assert agency is not None
-        key = notification_key(
-            reference=case.reference,
-            cycle=conference.cycle,
-            event="invitation",
-            recipient=f"{agency.code}:{participant.role}",
-            channel=channel,
-            version=conference.ical_sequence,
-        )
-        row = queue(
-            session,
-            key=key,
-            case_id=case.id,  # type: ignore[arg-type]
-            conference_id=conference.id,
-            event="invitation",
-            recipient_agency_id=recipient_id,
-            recipient_role=participant.role,
-            channel=channel,
-            now=now,
-        )
-        ids.append(row.id)
+        professional = participant.role in PROFESSIONAL_ROLES
+        recipient_id = participant.agency_id if professional else participant.intermediary_agency_id
+        assert recipient_id is not None
+        if not professional and event not in ("invitation", "rescheduled", "cancelled"):
+            continue  # the intermediary hands over meeting changes only; the rest is for agencies
+        kind = event if professional else "handover_request" if event == "invitation" else event
+        for channel in channels_of(session, agency_id=recipient_id):
+            row = queue(
+                session,
+                key=notification_key(
+                    reference=case.reference,
+                    cycle=conference.cycle,
+                    event=kind,
+                    recipient=f"{recipient_id}:{participant.role}",
+                    channel=channel.tag,
+                    version=conference.ical_sequence,
+                ),
+                case_id=case.id,  # type: ignore[arg-type]
+                conference_id=conference.id,
+                event=kind,
+                recipient_agency_id=recipient_id,
+                recipient_role=participant.role,
+                channel=channel.tag,
+                now=now,
+            )
+            ids.append(row.id)
     return ids  # type: ignore[return-value]
+
+
+def record_handover(
+    session: Session,
+    *,
+    case: Case,
+    conference: Conference,
+    role: Role,
+    actor_id: int,
+    now: datetime,
+) -> list[int]:
+    """The intermediary handed the invitation to the client or family: record it on the request."""
+    rows = list(
+        session.exec(
+            select(Notification).where(
+                Notification.conference_id == conference.id,
+                Notification.event == "handover_request",
+                Notification.recipient_role == role,
+            )
+        )
+    )
+    if not rows:
+        raise Refusal.of("role", f"no invitation for the {role} waits to be handed over")
+    if not any(r.status in (NotificationStatus.sent, NotificationStatus.handed_over) for r in rows):
+        raise Refusal.of("role", "the intermediary has not been sent the invitation yet")
+    for row in rows:
+        row.status = NotificationStatus.handed_over
+        session.add(row)
+    audit(
+        session, action=f"invitation.handed_over.{role}", case_id=case.id, actor_id=actor_id, at=now
+    )
+    session.flush()
+    return [r.id for r in rows]  # type: ignore[misc]

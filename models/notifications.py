@@ -4,7 +4,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from models.tables import Notification
+from models.tables import Channel, Notification
 from models.vocabulary import Role
 
 
@@ -27,6 +27,7 @@ def queue(
     recipient_role: Role,
     channel: str,
     now: datetime,
+    detail: dict[str, object] | None = None,
 ) -> Notification:
     """Queue a message unless one with this key exists; returns the row either way."""
     existing = session.exec(select(Notification).where(Notification.key == key)).first()
@@ -40,8 +41,20 @@ def queue(
         recipient_agency_id=recipient_agency_id,
         recipient_role=recipient_role,
         channel=channel,
+        detail=detail or {},
         created_at=now,
     )
     session.add(row)
     session.flush()
     return row
+
+
+def channels_of(session: Session, *, agency_id: int) -> list[Channel]:
+    """The agency's active channels, in a stable order."""
+    return list(
+        session.exec(
+            select(Channel)
+            .where(Channel.agency_id == agency_id, Channel.active == True)  # noqa: E712
+            .order_by(Channel.tag)  # type: ignore[arg-type]
+        )
+    )

@@ -6,8 +6,8 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from models.conference import audience, participants
-from models.notifications import notification_key, queue
-from models.tables import ActionItem, Agency, Case, Conference, InformationItem
+from models.notifications import channels_of, notification_key, queue
+from models.tables import ActionItem, Agency, Case, Conference, InformationItem, Participant
 from models.vocabulary import PROFESSIONAL_ROLES, Classification, ConferenceType, Role
 
 
@@ -51,53 +51,80 @@ def release(session: Session, *, case: Case, conference: Conference, now: dateti
     """Queue the minutes for each participant and an assignment notice per action; mark released."""
     ids = []
     for p in participants(session, conference_id=conference.id):  # type: ignore[arg-type]
-        professional = p.role in PROFESSIONAL_ROLES
-        recipient_id = p.agency_id if professional else p.intermediary_agency_id
-        agency = session.get(Agency, recipient_id)
-        assert agency is not None
-        channel = "agency" if professional else "by_hand"
-        ids.append(
-            queue(
-                session,
-                key=notification_key(
-                    reference=case.reference,
-                    cycle=conference.cycle,
+        recipient_id = p.agency_id if p.role in PROFESSIONAL_ROLES else p.intermediary_agency_id
+        assert recipient_id is not None
+        for channel in channels_of(session, agency_id=recipient_id):
+            ids.append(
+                queue(
+                    session,
+                    key=notification_key(
+                        reference=case.reference,
+                        cycle=conference.cycle,
+                        event="minutes",
+                        recipient=f"{recipient_id}:{p.role}",
+                        channel=channel.tag,
+                    ),
+                    case_id=case.id,  # type: ignore[arg-type]
+                    conference_id=conference.id,
                     event="minutes",
-                    recipient=f"{agency.code}:{p.role}",
-                    channel=channel,
-                ),
-                case_id=case.id,  # type: ignore[arg-type]
-                conference_id=conference.id,
-                event="minutes",
-                recipient_agency_id=recipient_id,
-                recipient_role=Role(p.role),
-                channel=channel,
-                now=now,
-            ).id
-        )
+                    recipient_agency_id=recipient_id,
+                    recipient_role=Role(p.role),
+                    channel=channel.tag,
+                    now=now,
+                ).id
+            )
     for action in session.exec(select(ActionItem).where(ActionItem.conference_id == conference.id)):
-        owner = session.get(Agency, action.owner_agency_id)
-        assert owner is not None
-        ids.append(
-            queue(
-                session,
-                key=notification_key(
-                    reference=case.reference,
-                    cycle=conference.cycle,
-                    event=f"action_assigned:{action.id}",
-                    recipient=owner.code,
-                    channel="agency",
-                ),
-                case_id=case.id,  # type: ignore[arg-type]
-                conference_id=conference.id,
-                event="action_assigned",
-                recipient_agency_id=owner.id,
-                recipient_role=Role.core,
-                channel="agency",
-                now=now,
-            ).id
+        ids.extend(
+            queue_action_notice(session, case=case, action=action, event="action_assigned", now=now)
         )
     conference.released_at = now
     session.add(conference)
     session.flush()
     return ids  # type: ignore[return-value]
+
+
+def queue_action_notice(
+    session: Session,
+    *,
+    case: Case,
+    action: ActionItem,
+    event: str,
+    now: datetime,
+    to_lead: bool = False,
+    due_on: object = None,
+) -> list[int]:
+    """Tell an action's owner (or, for an escalation, the conference's lead) on every channel."""
+    recipient_id = action.owner_agency_id
+    role = Role.core
+    if to_lead:
+        lead = session.exec(
+            select(Participant).where(
+                Participant.conference_id == action.conference_id, Participant.role == Role.lead
+            )
+        ).first()
+        if lead is None or lead.agency_id is None:
+            return []
+        recipient_id, role = lead.agency_id, Role.lead
+    conference = session.get(Conference, action.conference_id)
+    assert conference is not None
+    return [
+        queue(
+            session,
+            key=notification_key(
+                reference=case.reference,
+                cycle=conference.cycle,
+                event=f"{event}:{action.id}" + (f":{due_on}" if due_on else ""),
+                recipient=str(recipient_id),
+                channel=channel.tag,
+            ),
+            case_id=case.id,  # type: ignore[arg-type]
+            conference_id=conference.id,
+            event=event,
+            recipient_agency_id=recipient_id,
+            recipient_role=role,
+            channel=channel.tag,
+            now=now,
+            detail={"action_id": action.id},
+        ).id  # type: ignore[misc]
+        for channel in channels_of(session, agency_id=recipient_id)
+    ]

@@ -27,6 +27,35 @@ class Settings(BaseSettings):
     profile: str = Field(
         default="generic", description="The governance profile new cases follow by default."
     )
+    apprise_config: Path = Field(
+        default=PROJECT_ROOT / "config" / "apprise.demo.yaml",
+        description="Apprise YAML config: the channels' URLs, tagged by the directory's tags. "
+        "Real URLs carry secrets: keep that file outside the repository.",
+    )
+    mail_from: str = Field(
+        default="caseconf@demo.invalid", description="Organizer address of calendar invitations."
+    )
+    mail_catcher_port: int = Field(
+        default=2525, description="Port of the local SMTP catcher `make run` starts."
+    )
+    reminder_hours: int = Field(
+        default=48, ge=1, description="How long before a conference its reminder goes out."
+    )
+    due_soon_days: int = Field(
+        default=7, ge=1, description="How long before an action's due date its owner is reminded."
+    )
+    conference_minutes: int = Field(
+        default=120, ge=15, description="Length of a conference in calendar invitations."
+    )
+    delivery_retries: int = Field(
+        default=3, ge=0, description="Retries of a message that could not be delivered."
+    )
+    delivery_retry_delay: float = Field(
+        default=30.0, ge=0, description="Seconds before the first retry; doubled each time."
+    )
+    sweep_minutes: int = Field(
+        default=10, ge=1, description="How often the notifications sweep runs (minutes)."
+    )
     serve_limit: int = Field(
         default=8, ge=1, description="How many case runs the serving process runs at once."
     )

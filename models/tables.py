@@ -10,6 +10,7 @@ from sqlmodel import Field, SQLModel
 from models.vocabulary import (
     ActionStatus,
     CaseStatus,
+    ChannelKind,
     Classification,
     ConferenceKind,
     ConferenceType,
@@ -67,6 +68,17 @@ class Agency(SQLModel, table=True):
     language: str = Field(default="en", max_length=8)
     area: str | None = Field(default=None, max_length=100)
     clearance: Classification = Field(default=Classification.professional, sa_type=String(16))
+    active: bool = True
+
+
+class Channel(SQLModel, table=True):
+    """How an agency is reached: an Apprise tag (its URLs live in the Apprise config)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    tag: str = Field(unique=True, max_length=64)
+    kind: ChannelKind = Field(sa_type=String(8))
+    clearance: Classification = Field(default=Classification.shared, sa_type=String(16))
     active: bool = True
 
 
@@ -224,7 +236,8 @@ class Notification(SQLModel, table=True):
     event: str = Field(max_length=40)
     recipient_agency_id: int | None = Field(default=None, foreign_key="agency.id")
     recipient_role: Role = Field(sa_type=String(16))
-    channel: str = Field(max_length=40)
+    channel: str = Field(max_length=64)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: NotificationStatus = Field(default=NotificationStatus.queued, sa_type=String(16))
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=500)

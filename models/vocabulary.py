@@ -160,3 +160,8 @@ class NotificationStatus(StrEnum):
     sent = "sent"
     failed = "failed"
     handed_over = "handed_over"
+
+
+class ChannelKind(StrEnum):
+    email = "email"
+    chat = "chat"

@@ -4,20 +4,27 @@ from prefect import task
 
 from flows.forms import Closure
 from models import cases
+from models.conference import cancel_conference
 from models.database import session_scope
+from models.invitations import queue_invitations
 from tasks.policies import DATABASE_RETRIES, now
 
 
 @task(persist_result=False, **DATABASE_RETRIES)
-def close(closure: Closure) -> list[str]:
-    """Close the case; returns the Prefect runs (scheduled reviews, the waiting run) to cancel."""
+def close(closure: Closure) -> tuple[int, list[str]]:
+    """Close the case, cancel its upcoming conference (participants are told); returns the case
+    id and the Prefect runs to cancel (scheduled reviews, the run waiting for a form)."""
     with session_scope() as session:
+        at = now()
         case = cases.case_by_reference(session, closure.case_reference)
         rep = cases.acting_representative(session, code=closure.acting_representative)
+        conference = cases.current_conference(session, case=case)
         reviews = cases.close_case(
-            session, case=case, reason=closure.reason, actor_id=rep.id, note=None, now=now()
+            session, case=case, reason=closure.reason, actor_id=rep.id, note=None, now=at
         )
+        if conference is not None and cancel_conference(session, conference=conference, now=at):
+            queue_invitations(session, case=case, conference=conference, now=at, event="cancelled")
         runs = [r.flow_run_id for r in reviews if r.flow_run_id]
         if case.current_flow_run_id:
             runs.append(case.current_flow_run_id)
-        return runs
+        return case.id, runs  # type: ignore[return-value]

@@ -79,7 +79,9 @@ def prefect_server(tmp_root: Path) -> Iterator["PrefectServer"]:
 
 
 @pytest.fixture(scope="session")
-def serving(database: str, prefect_server: "PrefectServer", tmp_root: Path) -> Iterator["Serving"]:
+def serving(
+    database: str, prefect_server: "PrefectServer", mail: "MailCatcher", tmp_root: Path
+) -> Iterator["Serving"]:
     """caseconf's serving process on the test database; tests may stop and start it."""
     from tests.prefect_harness import Serving
 
@@ -92,4 +94,34 @@ def serving(database: str, prefect_server: "PrefectServer", tmp_root: Path) -> I
 
 
 if TYPE_CHECKING:
+    from deployments.mailcatcher import MailCatcher
     from tests.prefect_harness import PrefectServer, Serving
+
+
+@pytest.fixture(scope="session")
+def mail(tmp_root: Path) -> Iterator["MailCatcher"]:
+    """A real SMTP server on loopback receiving every message the serving process sends, and
+    an Apprise config (the demo one, pointed at it) that the serving process uses."""
+    from deployments.mailcatcher import MailCatcher
+    from tests.prefect_harness import free_port
+
+    catcher = MailCatcher("127.0.0.1", free_port(), tmp_root / "mail")
+    catcher.start()
+    demo = (Path(__file__).parent.parent / "config" / "apprise.demo.yaml").read_text()
+    config = tmp_root / "apprise.yaml"
+    # The chat receiver is not started here: the chat channel is down until a test starts it.
+    chat_port = free_port()
+    config.write_text(
+        demo.replace("127.0.0.1:2525", f"127.0.0.1:{catcher.port}").replace(
+            "127.0.0.1:8765", f"127.0.0.1:{chat_port}"
+        )
+    )
+    catcher.chat_port = chat_port  # type: ignore[attr-defined]
+    os.environ["CASECONF_APPRISE_CONFIG"] = str(config)
+    # A channel that is down fails fast in tests: one retry, a fraction of a second apart.
+    os.environ["CASECONF_DELIVERY_RETRIES"] = "1"
+    os.environ["CASECONF_DELIVERY_RETRY_DELAY"] = "0.2"
+    try:
+        yield catcher
+    finally:
+        catcher.stop()

@@ -189,22 +189,65 @@ class Walk:
         assert run.state is not None
         return run.state.state_details.pause_key or ""
 
+    def _form_input(self, part: str) -> str:
+        """A part of the waiting form; the run saves it a moment after its state says it waits."""
+        from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with get_client(sync_client=True) as client:
+                    return str(
+                        client.read_flow_run_input(
+                            self.run_id, f"suspended-{self.pause_key()}-{part}"
+                        )
+                    )
+            except (ObjectNotFound, PrefectHTTPStatusError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
     def description(self) -> str:
-        with get_client(sync_client=True) as client:
-            value = client.read_flow_run_input(
-                self.run_id, f"suspended-{self.pause_key()}-description"
-            )
-        return str(value)
+        return self._form_input("description")
 
     def schema(self) -> dict[str, Any]:
-        with get_client(sync_client=True) as client:
-            import json
+        import json
 
-            return dict(
-                json.loads(
-                    client.read_flow_run_input(self.run_id, f"suspended-{self.pause_key()}-schema")
-                )
-            )
+        return dict(json.loads(self._form_input("schema")))
 
     def answer(self, **payload: Any) -> None:
         resume_flow_run(self.run_id, run_input=payload)
+
+
+class ChatReceiver:
+    """A real HTTP server on loopback that keeps every chat webhook it receives."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.received: list[bytes] = []
+        self._server: Any = None
+
+    def start(self) -> "ChatReceiver":
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -108,6 +108,16 @@ def test_default_path_comes_from_settings() -> None:
             "agencies[2] (dsn).representatives[0].code",
         ),
         (lambda d: d.update(agencies=[]), "agencies"),
+        (lambda d: d["agencies"][1].update(channels=[]), "(jva-wien).channels"),
+        (lambda d: d["agencies"][1].pop("channels"), "(jva-wien).channels"),
+        (
+            lambda d: d["agencies"][1]["channels"][0].update(kind="fax"),
+            "(jva-wien).channels[0].kind",
+        ),
+        (
+            lambda d: d["agencies"][1]["channels"][0].update(tag="neustart-wien"),
+            "agencies[1] (jva-wien).channels[0].tag",
+        ),
     ],
 )
 def test_broken_directory_is_refused_naming_the_entry(change: Any, where: str) -> None:
@@ -228,6 +238,7 @@ def directory_data(draw: st.DrawFn) -> dict[str, Any]:
                     {"code": f"{code}-r{i}", "name": f"Demo Representative {i}"}
                     for i in range(draw(st.integers(1, 2)))
                 ],
+                "channels": [{"kind": "email", "tag": code}],
             }
         )
     return {"agencies": agencies}

@@ -29,6 +29,7 @@ TABLES = {
     "actionitem",
     "review",
     "notification",
+    "channel",
     "auditevent",
     "effect",
     "formrefusal",

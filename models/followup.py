@@ -1,0 +1,99 @@
+"""Follow-up notices that fall due with time: reminders, due and overdue actions, reviews.
+
+`now` is a parameter: a sweep at any moment queues exactly what is due then, once per key.
+"""
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from models.invitations import queue_invitations
+from models.notifications import channels_of, notification_key, queue
+from models.release import queue_action_notice
+from models.tables import ActionItem, Case, Conference, Participant, Review
+from models.vocabulary import ActionStatus, CaseStatus, ReviewStatus, Role
+
+
+def queue_due_notices(
+    session: Session, *, now: datetime, reminder_lead: timedelta, due_soon: timedelta
+) -> list[int]:
+    """Queue every notice due at `now` that has not been queued before."""
+    ids: list[int] = []
+    open_cases = {c.id: c for c in session.exec(select(Case).where(Case.status == CaseStatus.open))}
+    for conference in session.exec(
+        select(Conference).where(
+            Conference.released_at == None,  # noqa: E711
+            Conference.starts_at != None,  # noqa: E711
+        )
+    ):
+        case = open_cases.get(conference.case_id)
+        assert conference.starts_at is not None
+        if case and now < conference.starts_at <= now + reminder_lead:
+            ids += queue_invitations(
+                session, case=case, conference=conference, now=now, event="reminder"
+            )
+    today = now.date()
+    for action in session.exec(select(ActionItem).where(ActionItem.status == ActionStatus.open)):
+        case = open_cases.get(action.case_id)
+        if case is None:
+            continue
+        if action.due_on < today:
+            for event, to_lead in (("action_overdue", False), ("action_escalation", True)):
+                ids += queue_action_notice(
+                    session,
+                    case=case,
+                    action=action,
+                    event=f"{event}",
+                    now=now,
+                    to_lead=to_lead,
+                    due_on=action.due_on,
+                )
+        elif action.due_on <= (now + due_soon).date():
+            ids += queue_action_notice(
+                session,
+                case=case,
+                action=action,
+                event="action_due_soon",
+                now=now,
+                due_on=action.due_on,
+            )
+    for review in session.exec(select(Review).where(Review.status == ReviewStatus.scheduled)):
+        case = open_cases.get(review.case_id)
+        if case is None or not now < review.due_at <= now + due_soon:
+            continue
+        last = session.exec(
+            select(Conference).where(
+                Conference.case_id == case.id, Conference.cycle == review.cycle - 1
+            )
+        ).first()
+        if last is None:
+            continue
+        lead = session.exec(
+            select(Participant).where(
+                Participant.conference_id == last.id, Participant.role == Role.lead
+            )
+        ).first()
+        if lead is None or lead.agency_id is None:
+            continue
+        for channel in channels_of(session, agency_id=lead.agency_id):
+            ids.append(
+                queue(
+                    session,
+                    key=notification_key(
+                        reference=case.reference,
+                        cycle=review.cycle,
+                        event="review_due",
+                        recipient=str(lead.agency_id),
+                        channel=channel.tag,
+                        version=review.version,
+                    ),
+                    case_id=case.id,  # type: ignore[arg-type]
+                    conference_id=last.id,
+                    event="review_due",
+                    recipient_agency_id=lead.agency_id,
+                    recipient_role=Role.lead,
+                    channel=channel.tag,
+                    now=now,
+                ).id  # type: ignore[arg-type]
+            )
+    return ids

@@ -1,0 +1,233 @@
+"""The `caseconfmail://` Apprise schema: e-mail with RFC 6047 (iMIP) calendar parts.
+
+URL form::
+
+    caseconfmail://[user:password@]host[:port]/?from=sender@example.org
+        &to=a@x.org,b@y.org&mode=starttls|ssl|plain&name=caseconf
+
+Apprise 2.0.1 only accepts schemas matching ``[a-z0-9]{1,32}``, so the schema has no
+hyphen (``caseconf-mail`` is rejected by ``apprise.decorators.notify``).
+
+The schema exists once :func:`register` has run (importing this module runs it).
+Apprise looks a URL's schema up in its process-wide plugin registry when a
+configuration is parsed, so register before building any ``AppriseConfig``.
+"""
+
+import logging
+import re
+import smtplib
+import ssl
+from collections.abc import Iterable
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+from typing import Any
+
+from apprise.decorators import notify
+from apprise.manager_plugins import NotificationManager
+
+SCHEMA = "caseconfmail"
+SERVICE_NAME = "caseconf e-mail with calendar parts"
+TIMEOUT_SECONDS = 10.0
+DEFAULT_PORTS = {"plain": 25, "starttls": 587, "ssl": 465}
+
+log = logging.getLogger("caseconf.mail")
+
+_METHOD_RE = re.compile(r"^METHOD:([A-Za-z-]+)\s*$", re.MULTILINE)
+_ADDRESS_RE = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+$")
+
+
+class MailError(Exception):
+    """A message that cannot be built or sent; the text carries no credentials."""
+
+
+def calendar_method(calendar: str) -> str:
+    """The iTIP method of a calendar (its top-level METHOD line), upper-cased."""
+    unfolded = re.sub(r"\r?\n[ \t]", "", calendar)
+    match = _METHOD_RE.search(unfolded)
+    if match is None:
+        raise MailError("the calendar attachment has no METHOD line (RFC 5546 needs one)")
+    return match.group(1).upper()
+
+
+def _is_calendar(name: str, mimetype: str) -> bool:
+    return name.lower().endswith(".ics") or mimetype.split(";")[0].strip() == "text/calendar"
+
+
+def build_message(
+    *,
+    sender: str,
+    recipients: list[str],
+    subject: str,
+    body: str,
+    attachments: Iterable[tuple[str, str, bytes]] = (),
+    from_name: str | None = None,
+) -> EmailMessage:
+    """Build the message: iMIP when a calendar is among (name, mimetype, data) attachments."""
+    calendar: bytes | None = None
+    others: list[tuple[str, str, bytes]] = []
+    for name, mimetype, data in attachments:
+        if calendar is None and _is_calendar(name, mimetype):
+            calendar = data
+        else:
+            others.append((name, mimetype, data))
+
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = formataddr((from_name, sender)) if from_name else sender
+    msg["To"] = ", ".join(recipients)
+    msg["Date"] = formatdate(localtime=False, usegmt=True)
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "caseconf.invalid")
+    msg.set_content(body, charset="utf-8", cte="quoted-printable")
+
+    if calendar is not None:
+        text = calendar.decode("utf-8")
+        method = calendar_method(text)
+        # multipart/alternative: text/plain, then text/calendar (RFC 6047 section 2.4).
+        msg.add_alternative(
+            text,
+            subtype="calendar",
+            charset="utf-8",
+            params={"method": method},
+            cte="quoted-printable",
+        )
+        # Wrap the alternative part in multipart/mixed only when there is more to carry;
+        # RFC 6047 allows both, and mixed is what most clients expect with attachments.
+        msg.make_mixed()
+
+    for name, mimetype, data in others:
+        # Bytes as given (base64), so a file arrives exactly as it was attached.
+        maintype, _, subtype = (mimetype or "application/octet-stream").partition("/")
+        msg.add_attachment(
+            data, maintype=maintype, subtype=subtype or "octet-stream", filename=name
+        )
+    return msg
+
+
+def _split_addresses(value: str) -> list[str]:
+    return [a.strip() for a in re.split(r"[,;\s]+", value) if a.strip()]
+
+
+def _connect(host: str, port: int, mode: str) -> smtplib.SMTP:
+    if mode == "ssl":
+        return smtplib.SMTP_SSL(
+            host, port, timeout=TIMEOUT_SECONDS, context=ssl.create_default_context()
+        )
+    smtp = smtplib.SMTP(host, port, timeout=TIMEOUT_SECONDS)
+    if mode == "starttls":
+        smtp.starttls(context=ssl.create_default_context())
+    return smtp
+
+
+def send_mail(meta: dict[str, Any], message: EmailMessage, recipients: list[str]) -> None:
+    """Deliver over SMTP as the URL's mode says; raise MailError without credentials."""
+    qsd: dict[str, str] = meta.get("qsd") or {}
+    host = meta.get("host") or ""
+    mode = (qsd.get("mode") or "starttls").lower()
+    if mode not in DEFAULT_PORTS:
+        raise MailError(f"mode must be starttls, ssl or plain, not {mode!r}")
+    port = int(meta.get("port") or DEFAULT_PORTS[mode])
+    where = f"{host}:{port} ({mode})"
+    try:
+        with _connect(host, port, mode) as smtp:
+            user, password = meta.get("user"), meta.get("password")
+            if user:
+                smtp.login(user, password or "")
+            refused = smtp.send_message(message, to_addrs=recipients)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise MailError(f"SMTP login at {where} was refused (code {exc.smtp_code})") from None
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise MailError(
+            f"SMTP server {where} refused every recipient: {sorted(exc.recipients)}"
+        ) from None
+    except smtplib.SMTPResponseException as exc:
+        raise MailError(f"SMTP server {where} answered {exc.smtp_code}") from None
+    except (smtplib.SMTPException, OSError) as exc:
+        raise MailError(f"SMTP delivery to {where} failed: {type(exc).__name__}: {exc}") from None
+    if refused:
+        raise MailError(f"SMTP server {where} refused recipients: {sorted(refused)}")
+
+
+def _read_attachments(attach: Any) -> list[tuple[str, str, bytes]]:
+    out: list[tuple[str, str, bytes]] = []
+    for item in attach or ():
+        if not item:
+            raise MailError(f"attachment {getattr(item, 'name', '?')!r} cannot be read")
+        with item.open() as handle:
+            data = handle.read()
+        out.append((item.name or "attachment", item.mimetype or "", data))
+    return out
+
+
+def _send(
+    body: str, title: str, notify_type: str, meta: dict[str, Any], *args: Any, **kwargs: Any
+) -> bool:
+    """Apprise entry point for `caseconfmail://` URLs."""
+    qsd: dict[str, str] = meta.get("qsd") or {}
+    try:
+        sender = (qsd.get("from") or "").strip()
+        recipients = _split_addresses(qsd.get("to") or "")
+        if not _ADDRESS_RE.match(sender):
+            raise MailError("the URL needs from=<sender address>")
+        if not recipients or not all(_ADDRESS_RE.match(a) for a in recipients):
+            raise MailError("the URL needs to=<address>[,<address>...]")
+        message = build_message(
+            sender=sender,
+            recipients=recipients,
+            subject=title or "",
+            body=body or "",
+            attachments=_read_attachments(kwargs.get("attach")),
+            from_name=qsd.get("name") or None,
+        )
+        send_mail(meta, message, recipients)
+    except MailError as exc:
+        log.warning("caseconf e-mail not sent: %s", exc)
+        return False
+    except Exception as exc:  # an unexpected bug must still not leak the URL
+        log.warning("caseconf e-mail not sent: unexpected %s", type(exc).__name__)
+        return False
+    log.info("caseconf e-mail sent to %d recipient(s)", len(recipients))
+    return True
+
+
+class _ToAppriseCapture(logging.Handler):
+    """Hands caseconf.mail records to Apprise's per-call log capture (not to other handlers).
+
+    Apprise 2 collects each notify() call's log lines through handlers it attaches to the
+    ``apprise`` logger for the duration of the call; they filter by context, so records
+    from concurrent calls in other threads are not mixed in.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for handler in logging.getLogger("apprise").handlers:
+            if type(handler).__name__ == "_ServiceLogCapture" and record.levelno >= handler.level:
+                handler.handle(record)
+
+
+_bridge = _ToAppriseCapture(level=logging.WARNING)
+
+
+def register() -> None:
+    """Register the `caseconfmail` schema with Apprise; safe to call any number of times."""
+    if _bridge not in log.handlers:
+        log.addHandler(_bridge)
+    if SCHEMA in NotificationManager():
+        return
+    notify(on=SCHEMA, name=SERVICE_NAME)(_send)
+    if SCHEMA not in NotificationManager():
+        raise RuntimeError(f"apprise refused to register the {SCHEMA}:// schema")
+    plugin = NotificationManager()[SCHEMA]
+    parse = plugin.parse_url
+
+    def parse_url(url: str) -> dict[str, Any] | None:
+        # apprise 2.0.1: YAML config parsing of an @notify URL that has a query string
+        # but no password raises KeyError('password') in post_process_parse_url_results.
+        results = parse(url)
+        if results:
+            results.setdefault("user", None)
+            results.setdefault("password", None)
+        return results
+
+    plugin.parse_url = staticmethod(parse_url)
+
+
+register()

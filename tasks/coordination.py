@@ -1,0 +1,91 @@
+"""Coordinator actions outside the case's own run: reschedule, hand-over, consent withdrawal."""
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from prefect import task
+
+from flows.forms import ConsentWithdrawal, Handover, Reschedule
+from models import cases, conference, consent
+from models.audit import audit
+from models.database import session_scope
+from models.errors import Refusal
+from models.invitations import queue_invitations, record_handover
+from models.vocabulary import CaseStatus, ConsentDecision, ConsentScope, Role
+from tasks.policies import DATABASE_RETRIES, now
+
+
+def _open_case_and_conference(session, reference: str):  # type: ignore[no-untyped-def]
+    case = cases.case_by_reference(session, reference)
+    if case.status != CaseStatus.open:
+        raise Refusal.of("case_reference", "this case is closed")
+    row = cases.current_conference(session, case=case)
+    if row is None:
+        raise Refusal.of("case_reference", "this case has no conference prepared yet")
+    return case, row
+
+
+@task(persist_result=False, **DATABASE_RETRIES)
+def reschedule(change: Reschedule) -> int:
+    """Move the conference and queue the updated invitations; returns the case id."""
+    try:
+        zone = ZoneInfo(change.time_zone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise Refusal.of("time_zone", "not an IANA time zone such as Europe/Vienna") from error
+    starts_at = (
+        change.starts_at if change.starts_at.tzinfo else change.starts_at.replace(tzinfo=zone)
+    )
+    with session_scope() as session:
+        at = now()
+        rep = cases.acting_representative(session, code=change.acting_representative)
+        case, row = _open_case_and_conference(session, change.case_reference)
+        conference.reschedule_conference(
+            session,
+            conference=row,
+            starts_at=starts_at,
+            time_zone=change.time_zone,
+            location=change.location,
+            now=at,
+        )
+        queue_invitations(session, case=case, conference=row, now=at, event="rescheduled")
+        audit(session, action="conference.rescheduled", case_id=case.id, actor_id=rep.id, at=at)
+        return case.id  # type: ignore[return-value]
+
+
+@task(persist_result=False, **DATABASE_RETRIES)
+def handover(record: Handover) -> int:
+    with session_scope() as session:
+        at = now()
+        rep = cases.acting_representative(session, code=record.acting_representative)
+        case, row = _open_case_and_conference(session, record.case_reference)
+        record_handover(
+            session,
+            case=case,
+            conference=row,
+            role=Role(record.handed_to),
+            actor_id=rep.id,  # type: ignore[arg-type]
+            now=at,
+        )
+        return case.id  # type: ignore[return-value]
+
+
+@task(persist_result=False, **DATABASE_RETRIES)
+def withdraw_consent(withdrawal: ConsentWithdrawal) -> int:
+    """Record the withdrawal (a new ledger entry) and tell the professionals, without a reason."""
+    with session_scope() as session:
+        at = now()
+        rep = cases.acting_representative(session, code=withdrawal.acting_representative)
+        case = cases.case_by_reference(session, withdrawal.case_reference)
+        assert case.id is not None and rep.id is not None
+        consent.record_consent(
+            session,
+            case_id=case.id,
+            scope=ConsentScope.social_network_conference,
+            decision=ConsentDecision.withdrawn,
+            recorded_by_id=rep.id,
+            expires_on=None,
+            now=at,
+        )
+        row = cases.current_conference(session, case=case)
+        if row is not None and row.released_at is None:
+            queue_invitations(session, case=case, conference=row, now=at, event="consent_withdrawn")
+        return case.id  # type: ignore[return-value]
