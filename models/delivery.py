@@ -22,6 +22,7 @@ from models.tables import (
     Conference,
     InformationItem,
     Notification,
+    Review,
 )
 from models.vocabulary import ChannelKind, Classification, ConferenceType, Role
 
@@ -29,6 +30,10 @@ RANK = {Classification.shared: 0, Classification.professional: 1, Classification
 MINUTES_POINTER = {
     "en": "The minutes are not sent on this channel: ask the coordinator for your copy.",
     "de": "Das Protokoll wird über diesen Kanal nicht versandt: Bitte fordern Sie Ihre Ausfertigung bei der Koordination an.",
+}
+ACTION_POINTER = {
+    "en": "action no. {number}, as worded in the minutes (ask the coordinator for your copy)",
+    "de": "Maßnahme Nr. {number}, Wortlaut im Protokoll (Ausfertigung bei der Koordination)",
 }
 CALENDAR_METHOD = {
     Event.invitation: "REQUEST",
@@ -62,7 +67,9 @@ def minutes_text(session: Session, *, conference: Conference, allowed: set[Class
         lines.append(f"{p.number}. {p.text} [{p.outcome}]{amended}")
     lines += ["", "Actions"]
     for a in session.exec(select(ActionItem).where(ActionItem.conference_id == conference.id)):
-        lines.append(f"- {agencies[a.owner_agency_id]}: {a.description} (due {a.due_on})")
+        lines.append(
+            f"- no. {a.id}, {agencies[a.owner_agency_id]}: {a.description} (due {a.due_on})"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -85,6 +92,9 @@ def compose(
     action = None
     if "action_id" in notification.detail:
         action = session.get(ActionItem, notification.detail["action_id"])
+    review = None
+    if "review_id" in notification.detail:
+        review = session.get(Review, notification.detail["review_id"])
     attachments: list[tuple[str, bytes]] = []
     attached = False
     if event == Event.minutes:
@@ -107,11 +117,19 @@ def compose(
         agency_file_number=(
             case.referral_file_number if agency.id == case.referring_agency_id else None
         ),
-        starts_at=conference.starts_at,
+        starts_at=review.due_at if review else conference.starts_at,
         time_zone=conference.time_zone,
         location=conference.location,
         cycle=conference.cycle,
-        action_description=action.description if action else None,
+        # The action's own wording was typed into a form: it travels in the minutes (cleared
+        # channels only), never in a message. The message names the action by its number.
+        action_description=(
+            ACTION_POINTER.get(agency.language.split("-")[0], ACTION_POINTER["en"]).format(
+                number=action.id
+            )
+            if action
+            else None
+        ),
         action_due_on=action.due_on if action else None,
         owner_agency=(
             next(
@@ -135,7 +153,7 @@ def compose(
             uid=conference.ical_uid,
             sequence=conference.ical_sequence,
             method=method,  # type: ignore[arg-type]
-            starts_at=conference.starts_at,
+            starts_at=review.due_at if review else conference.starts_at,
             duration=duration,
             time_zone=conference.time_zone,
             location=conference.location or "",

@@ -94,6 +94,7 @@ def queue_due_notices(
                     recipient_role=Role.lead,
                     channel=channel.tag,
                     now=now,
+                    detail={"review_id": review.id},
                 ).id  # type: ignore[arg-type]
             )
     return ids

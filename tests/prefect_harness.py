@@ -216,6 +216,7 @@ class Walk:
         return dict(json.loads(self._form_input("schema")))
 
     def answer(self, **payload: Any) -> None:
+        self._form_input("schema")  # the form is saved a moment after the run starts waiting
         resume_flow_run(self.run_id, run_input=payload)
 
 
@@ -251,3 +252,26 @@ class ChatReceiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def calendar_parts(message: Any) -> list[tuple[str, Any]]:
+    """(method parameter, parsed calendar) of every text/calendar part of an email."""
+    from icalendar import Calendar
+
+    parts = []
+    for part in message.walk():
+        if part.get_content_type() == "text/calendar":
+            parts.append(
+                (part.get_param("method"), Calendar.from_ical(part.get_payload(decode=True)))
+            )
+    return parts
+
+
+def text_of(message: Any) -> str:
+    """Subject, plain-text body and calendar text of an email: what a message says (the
+    minutes attachment, sent only on cleared channels, is left out)."""
+    texts = [str(message.get("Subject", ""))]
+    for part in message.walk():
+        if part.get_content_type() in ("text/plain", "text/calendar") and not part.get_filename():
+            texts.append(part.get_payload(decode=True).decode())
+    return "\n".join(texts)

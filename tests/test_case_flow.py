@@ -4,6 +4,8 @@ Each resume costs seconds, so walks are few and each asserts a lot: database row
 states at every step. Rules themselves are tested as plain functions elsewhere.
 """
 
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -26,7 +28,16 @@ from models.tables import (
     Review,
 )
 from models.vocabulary import Phase
-from tests.prefect_harness import FINAL, Walk, read_run, wait_for
+from tests.prefect_harness import (
+    FINAL,
+    ROOT,
+    ChatReceiver,
+    Walk,
+    calendar_parts,
+    read_run,
+    text_of,
+    wait_for,
+)
 
 pytestmark = pytest.mark.flow
 
@@ -61,7 +72,7 @@ def rows(database: str, model: type, **where: object) -> list:
 
 
 @pytest.mark.database
-def test_security_case_walks_from_referral_to_a_scheduled_review(serving, database):
+def test_security_case_walks_from_referral_to_a_scheduled_review(serving, database, mail):
     walk = Walk.refer("neustart-wien", stage="custody")
     walk.waits_at("referral")
     assert "file number" in walk.description()
@@ -187,8 +198,60 @@ def test_security_case_walks_from_referral_to_a_scheduled_review(serving, databa
     assert f"case:{case.reference}" in scheduled.tags
     assert scheduled.parameters == {"case_reference": case.reference, "cycle": 2}
 
+    # Every email channel got its invitation exactly once, although the run replayed its steps
+    # at every resume; each carries an iMIP REQUEST at 10:00 Vienna time.
+    invited = [m for m in mail.messages() if case.reference in m["Subject"] and calendar_parts(m)]
+    email_channels = [n for n in invitations if not n.channel.endswith("-chat")]
+    assert sorted(m["X-RcptTo"] for m in invited) == sorted(
+        f"{n.channel}@demo.invalid" for n in email_channels
+    )
+    for message in invited:
+        [(method, calendar)] = calendar_parts(message)
+        [event] = calendar.walk("VEVENT")
+        assert method == "REQUEST" and event["SEQUENCE"] == 0
+        assert (
+            event.decoded("DTSTART").hour == 10
+            and str(event.decoded("DTSTART").tzinfo) == "Europe/Vienna"
+        )
+    # The chat channel was down: recorded as failed, shown as an artifact, the case went on.
+    with db(database) as s:
+        failed = s.exec(
+            select(Notification).where(
+                Notification.case_id == case.id, Notification.status == "failed"
+            )
+        ).all()
+    assert failed and all(n.channel == "neustart-wien-chat" for n in failed)
+    assert all(n.last_error and "://" not in n.last_error for n in failed)
+    with get_client(sync_client=True) as client:
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[f"delivery-failures-{case.reference.lower()}"])
+            )
+        )
+    assert artifacts and "neustart-wien-chat" in str(artifacts[0].data)
+
+    # Once the channel works again, the re-send command delivers each failed message once.
+    chat = ChatReceiver(mail.chat_port).start()
+    try:
+        for _ in range(2):
+            subprocess.run(
+                [sys.executable, "-m", "deployments", "resend"],
+                env=serving.server.env(),
+                check=True,
+                capture_output=True,
+                cwd=ROOT,
+            )
+        assert len(chat.received) == len(failed)
+    finally:
+        chat.stop()
+    with db(database) as s:
+        assert all(s.get(Notification, n.id).status == "sent" for n in failed)
+
 
 CANARY = "Zq7Canary"  # typed into every free-text field below; must never reach Prefect
+FILE_CANARY = "Fn8Canary-file"  # the referring agency's file number: only ever to that agency
 
 
 def scan_prefect_for(canary: str, server_home, serve_log) -> list[str]:
@@ -215,11 +278,11 @@ def scan_prefect_for(canary: str, server_home, serve_log) -> list[str]:
 
 
 def test_social_network_case_with_consent_family_plan_and_item_by_item_decision(
-    serving, database, prefect_server
+    serving, database, prefect_server, mail
 ):
     walk = Walk.refer("neustart-wien", stage="pre_release")
     walk.waits_at("referral")
-    walk.answer(file_number=f"{CANARY}-file", needs=["housing"], acting_representative=REP)
+    walk.answer(file_number=FILE_CANARY, needs=["housing"], acting_representative=REP)
     walk.waits_at("preparation")
     case = case_of(database, walk.run_id)
 
@@ -251,8 +314,9 @@ def test_social_network_case_with_consent_family_plan_and_item_by_item_decision(
     by_role = {str(p.role): p for p in people}
     assert {"client", "family"} <= set(by_role)
     assert by_role["client"].agency_id is None and by_role["client"].intermediary_agency_id
-    by_hand = rows(database, Notification, case_id=case.id, channel="by_hand")
+    by_hand = rows(database, Notification, case_id=case.id, event="handover_request")
     assert sorted(str(n.recipient_role) for n in by_hand) == ["client", "family"]
+    assert {n.recipient_agency_id for n in by_hand} == {by_role["client"].intermediary_agency_id}
 
     walk.answer(
         items=[
@@ -315,6 +379,43 @@ def test_social_network_case_with_consent_family_plan_and_item_by_item_decision(
     assert scan_prefect_for(CANARY, prefect_server.home, serving.log_path) == []
     assert case.reference not in CANARY  # the reference itself may appear, and does:
     assert scan_prefect_for(case.reference, prefect_server.home, serving.log_path) != []
+    assert scan_prefect_for(FILE_CANARY, prefect_server.home, serving.log_path) == []
+
+    # No message says anything typed into a form; the file number goes to its own agency only.
+    messages = [m for m in mail.messages() if case.reference in m["Subject"]]
+    assert messages
+    for message in messages:
+        text = text_of(message)
+        assert CANARY not in text, message["Subject"]
+        if FILE_CANARY in text:
+            assert message["X-RcptTo"] == "neustart-wien@demo.invalid"
+    assert any(FILE_CANARY in text_of(m) for m in messages)
+
+    # Client and family have no channel: the intermediary is asked to hand the invitation over,
+    # with the calendar attached, and the coordinator records the hand-over.
+    handover = [
+        m for m in messages if m["X-RcptTo"] == "jva-wien@demo.invalid" and calendar_parts(m)
+    ]
+    assert len(handover) == 2  # one for the client, one for the family
+    from prefect.deployments import run_deployment
+
+    record = run_deployment(
+        "case-handover/record",
+        parameters={
+            "record": {
+                "case_reference": case.reference,
+                "handed_to": "client",
+                "acting_representative": "jva-wien-1",
+            }
+        },
+        timeout=0,
+    )
+    assert wait_for(record.id, FINAL).state.type == StateType.COMPLETED
+    handed = rows(database, Notification, case_id=case.id, event="handover_request")
+    assert {str(n.recipient_role): str(n.status) for n in handed} == {
+        "client": "handed_over",
+        "family": "sent",
+    }
 
 
 def refer_and_prepare(walk: Walk, file_number: str, conference_type: str) -> None:
@@ -442,7 +543,7 @@ def test_bad_input_is_refused_and_nothing_is_half_written(serving, database, pre
     assert case_of(database, second.run_id).reference != existing.reference
 
 
-def test_stopping_the_serving_process_loses_nothing_and_repeats_nothing(serving, database):
+def test_stopping_the_serving_process_loses_nothing_and_repeats_nothing(serving, database, mail):
     walk = Walk.refer()
     refer_and_prepare(walk, "RS-1", "security")
     walk.waits_at("stakeholders")
@@ -457,6 +558,7 @@ def test_stopping_the_serving_process_loses_nothing_and_repeats_nothing(serving,
     walk.waits_at("information")
     [conference] = rows(database, Conference, case_id=case.id)
     participants = len(rows(database, Participant, conference_id=conference.id))
+    invitations = len(rows(database, Notification, case_id=case.id, event="invitation"))
     effects = len(rows(database, Effect, case_id=case.id))
 
     # Stopped mid-step: the runner cancels the run it is running; the next start brings it back.
@@ -489,6 +591,63 @@ def test_stopping_the_serving_process_loses_nothing_and_repeats_nothing(serving,
         assert s.get(Case, case.id).current_flow_run_id == str(back.id)
     # Nothing was done twice: the participants, invitations and earlier effects are as they were.
     assert len(rows(database, Participant, conference_id=conference.id)) == participants
-    assert len(rows(database, Notification, case_id=case.id, event="invitation")) == participants
+    assert len(rows(database, Notification, case_id=case.id, event="invitation")) == invitations
     assert len(rows(database, Effect, case_id=case.id)) == effects + (1 if answered else 0)
     assert run.state.type == StateType.PAUSED
+
+    # Moving the conference sends each participant an update of the same calendar entry.
+    from zoneinfo import ZoneInfo
+
+    from prefect.deployments import run_deployment
+
+    def deployment(name: str, **parameters: object) -> None:
+        run = run_deployment(name, parameters=parameters, timeout=0)
+        finished = wait_for(run.id, FINAL)
+        assert finished.state.type == StateType.COMPLETED, finished.state.message
+
+    def calendars(method: str) -> list:
+        found = []
+        for message in mail.messages():
+            if case.reference in message["Subject"]:
+                found += [cal for m, cal in calendar_parts(message) if m == method]
+        return [next(iter(c.walk("VEVENT"))) for c in found]
+
+    vienna = ZoneInfo("Europe/Vienna")
+    soon = (datetime.now(vienna) + timedelta(hours=26)).replace(minute=0, second=0, microsecond=0)
+    deployment(
+        "case-conference/reschedule",
+        change={
+            "case_reference": case.reference,
+            "starts_at": soon.replace(tzinfo=None).isoformat(),
+            "time_zone": "Europe/Vienna",
+            "acting_representative": REP,
+        },
+    )
+    email_channels = len(
+        [
+            n
+            for n in rows(database, Notification, case_id=case.id, event="invitation")
+            if not n.channel.endswith("-chat")
+        ]
+    )
+    updates = [e for e in calendars("REQUEST") if e["SEQUENCE"] == 1]
+    assert len(updates) == email_channels
+    assert all(e.decoded("DTSTART") == soon for e in updates)
+    assert {str(e["UID"]) for e in updates} == {conference.ical_uid}
+
+    # The sweep finds the conference within its reminder lead: one reminder each, however often
+    # it runs, whether or not the case's own run is active.
+    for _ in range(2):
+        deployment("notifications-sweep/sweep")
+    assert len(rows(database, Notification, case_id=case.id, event="reminder")) == len(
+        rows(database, Notification, case_id=case.id, event="rescheduled")
+    )
+
+    # Closing the case cancels the conference for everyone and the run that waited.
+    deployment(
+        "case-close/close",
+        closure={"case_reference": case.reference, "reason": "other", "acting_representative": REP},
+    )
+    cancels = calendars("CANCEL")
+    assert len(cancels) == email_channels and all(e["SEQUENCE"] == 2 for e in cancels)
+    assert wait_for(back.id, FINAL).state.type == StateType.CANCELLED
