@@ -58,3 +58,20 @@ def consent_in_force(session: Session, *, case_id: int, scope: str, today: date)
     if latest is None or latest.decision != ConsentDecision.granted:
         return False
     return latest.expires_on is None or latest.expires_on >= today
+
+
+def withdraw(
+    session: Session, *, case_id: int, recorded_by_id: int, now: datetime
+) -> ConsentRecord:
+    """The client withdraws consent to the social-network conference: a new record, no reason."""
+    from models.vocabulary import ConsentScope
+
+    return record_consent(
+        session,
+        case_id=case_id,
+        scope=ConsentScope.social_network_conference,
+        decision=ConsentDecision.withdrawn,
+        recorded_by_id=recorded_by_id,
+        expires_on=None,
+        now=now,
+    )

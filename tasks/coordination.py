@@ -10,7 +10,7 @@ from models.audit import audit
 from models.database import session_scope
 from models.errors import Refusal
 from models.invitations import queue_invitations, record_handover
-from models.vocabulary import CaseStatus, ConsentDecision, ConsentScope, Role
+from models.vocabulary import CaseStatus, Role
 from tasks.policies import DATABASE_RETRIES, now
 
 
@@ -76,15 +76,7 @@ def withdraw_consent(withdrawal: ConsentWithdrawal) -> int:
         rep = cases.acting_representative(session, code=withdrawal.acting_representative)
         case = cases.case_by_reference(session, withdrawal.case_reference)
         assert case.id is not None and rep.id is not None
-        consent.record_consent(
-            session,
-            case_id=case.id,
-            scope=ConsentScope.social_network_conference,
-            decision=ConsentDecision.withdrawn,
-            recorded_by_id=rep.id,
-            expires_on=None,
-            now=at,
-        )
+        consent.withdraw(session, case_id=case.id, recorded_by_id=rep.id, now=at)
         row = cases.current_conference(session, case=case)
         if row is not None and row.released_at is None:
             queue_invitations(session, case=case, conference=row, now=at, event="consent_withdrawn")
