@@ -39,33 +39,21 @@ def load() -> int:
 
 def resend() -> int:
     """Queue every failed message again and send each once, concurrently."""
-    from concurrent.futures import ThreadPoolExecutor
     from datetime import UTC, datetime, timedelta
 
-    from models.channels import DeliveryError, Transport
-    from models.outbox import mark_failed, requeue_failed, send_one
+    from models.channels import Transport
+    from models.outbox import requeue_failed, send_now
 
     settings = get_settings()
     with session_scope() as session:
         ids = requeue_failed(session)
-    transport = Transport(settings.apprise_config)
-
-    def attempt(notification_id: int) -> bool:
-        try:
-            send_one(
-                notification_id,
-                transport=transport,
-                mail_from=settings.mail_from,
-                duration=timedelta(minutes=settings.conference_minutes),
-                now=datetime.now(UTC),
-            )
-            return True
-        except DeliveryError:
-            mark_failed(notification_id)
-            return False
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        sent = sum(pool.map(attempt, ids))
+    sent = send_now(
+        ids,
+        transport=Transport(settings.apprise_config),
+        mail_from=settings.mail_from,
+        duration=timedelta(minutes=settings.conference_minutes),
+        now=datetime.now(UTC),
+    )
     print(f"caseconf: re-sent {sent} of {len(ids)} failed message(s)")
     return 0 if sent == len(ids) else 1
 

@@ -108,3 +108,36 @@ def requeue_failed(session: Session) -> list[int]:
         session.add(row)
     session.flush()
     return [r.id for r in rows if r.id is not None]
+
+
+def send_now(
+    ids: list[int],
+    *,
+    transport: Transport,
+    mail_from: str,
+    duration: timedelta,
+    now: datetime,
+    workers: int = 8,
+) -> int:
+    """Send each row once, concurrently, without retries; what fails is marked failed again.
+
+    For the re-send command; inside flows, delivery is a Prefect task with retries instead.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def attempt(notification_id: int) -> bool:
+        try:
+            send_one(
+                notification_id,
+                transport=transport,
+                mail_from=mail_from,
+                duration=duration,
+                now=now,
+            )
+        except DeliveryError:
+            mark_failed(notification_id)
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return sum(pool.map(attempt, ids))

@@ -12,7 +12,6 @@ from models import cases, conference, release, review
 from models.audit import audit
 from models.database import session_scope
 from models.ledger import record, recorded
-from models.profile import load_profile
 from models.vocabulary import Phase
 from tasks.policies import DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES, now
 from tasks.runs import case_tags, run_name
@@ -42,12 +41,6 @@ def release_decision(case_id: int, conference_id: int) -> list[int]:
         )
         record(session, key=key, case_id=case_id, result={"notification_ids": ids})
         return ids
-
-
-def default_review_on(*, profile: str, decided_on: date) -> date:
-    return review.default_review_date(
-        decided_on=decided_on, weeks=load_profile(profile).review_weeks
-    )
 
 
 @task(cache_policy=EFFECT, persist_result=True, **OUTSIDE_RETRIES)
