@@ -18,6 +18,7 @@ import threading
 import warnings
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any, cast
@@ -139,12 +140,59 @@ class MailCatcher:
         self.stop()
 
 
+class ChatCatcher:
+    """A local chat webhook receiver: keeps every POST body (and writes it to `folder`)."""
+
+    def __init__(self, host: str, port: int, folder: Path | None = None) -> None:
+        self.host, self.port, self.folder = host, port, folder
+        self.received: list[bytes] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> "ChatCatcher":
+        received, folder = self.received, self.folder
+        counter = itertools.count(1)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append(body)
+                if folder is not None:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+                    (folder / f"{stamp}-{next(counter):05d}.json").write_bytes(body)
+                    log.info(
+                        "%s chat webhook %s (%d bytes)",
+                        datetime.now(UTC).isoformat(timespec="seconds"),
+                        self.path,
+                        len(body),
+                    )
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the catcher until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(prog="python -m deployments.mailcatcher")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2525)
     parser.add_argument("--dir", type=Path, default=Path("var/mail"), dest="folder")
+    parser.add_argument(
+        "--chat-port", type=int, default=8765, help="local chat webhook receiver (0: none)"
+    )
+    parser.add_argument("--chat-dir", type=Path, default=Path("var/chat"), dest="chat_folder")
     args = parser.parse_args(argv)
 
     handler = logging.StreamHandler(sys.stdout)
@@ -165,11 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"mailcatcher: listening on {args.host}:{args.port}, writing to {args.folder}", flush=True
     )
+    chat = (
+        ChatCatcher(args.host, args.chat_port, args.chat_folder).start() if args.chat_port else None
+    )
+    if chat:
+        print(f"mailcatcher: chat webhooks on {args.host}:{args.chat_port}, to {args.chat_folder}")
     try:
         while not stop.wait(0.5):
             pass
     finally:
         catcher.stop()
+        if chat:
+            chat.stop()
     print("mailcatcher: stopped", flush=True)
     return 0
 

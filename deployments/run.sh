@@ -116,12 +116,13 @@ fi
 MAIL_PORT="${CASECONF_MAIL_CATCHER_PORT:-2525}"
 mkdir -p "$ROOT/var/mail"
 "$PY" -m deployments.mailcatcher --host 127.0.0.1 --port "$MAIL_PORT" --dir "$ROOT/var/mail" \
+  --chat-port 8765 --chat-dir "$ROOT/var/chat" \
   >>"$ROOT/var/mail.log" 2>&1 &
 catcher_pid=$!
 
 echo
 echo "  Prefect UI:  $UI"
-echo "  Mail:        every demo message under var/mail/ (one line each in var/mail.log)"
+echo "  Mail:        every demo message under var/mail/ (chat: var/chat/), one line each in var/mail.log"
 echo "  Stop with Ctrl-C."
 echo
 

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
         default=3, ge=0, description="Retries of a message that could not be delivered."
     )
     delivery_retry_delay: float = Field(
-        default=30.0, ge=0, description="Seconds before the first retry; doubled each time."
+        default=10.0, ge=0, description="Seconds before the first retry; doubled each time."
     )
     sweep_minutes: int = Field(
         default=10, ge=1, description="How often the notifications sweep runs (minutes)."

@@ -220,40 +220,6 @@ class Walk:
         resume_flow_run(self.run_id, run_input=payload)
 
 
-class ChatReceiver:
-    """A real HTTP server on loopback that keeps every chat webhook it receives."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.received: list[bytes] = []
-        self._server: Any = None
-
-    def start(self) -> "ChatReceiver":
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                received.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-
 def calendar_parts(message: Any) -> list[tuple[str, Any]]:
     """(method parameter, parsed calendar) of every text/calendar part of an email."""
     from icalendar import Calendar

@@ -13,6 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 from sqlmodel import Session, col, select
 
+from deployments.mailcatcher import ChatCatcher
 from models.database import get_engine
 from models.tables import (
     ActionItem,
@@ -31,7 +32,6 @@ from models.vocabulary import Phase
 from tests.prefect_harness import (
     FINAL,
     ROOT,
-    ChatReceiver,
     Walk,
     calendar_parts,
     read_run,
@@ -233,7 +233,7 @@ def test_security_case_walks_from_referral_to_a_scheduled_review(serving, databa
     assert artifacts and "neustart-wien-chat" in str(artifacts[0].data)
 
     # Once the channel works again, the re-send command delivers each failed message once.
-    chat = ChatReceiver(mail.chat_port).start()
+    chat = ChatCatcher("127.0.0.1", mail.chat_port).start()
     try:
         for _ in range(2):
             subprocess.run(

@@ -11,7 +11,7 @@ import pytest
 from icalendar import Calendar
 from sqlmodel import Session, col, delete, select
 
-from deployments.mailcatcher import MailCatcher
+from deployments.mailcatcher import ChatCatcher, MailCatcher
 from models.cases import refer_case
 from models.channels import DeliveryError, Outgoing, Transport
 from models.conference import (
@@ -48,7 +48,6 @@ from models.vocabulary import (
     Role,
     Stage,
 )
-from tests.prefect_harness import ChatReceiver
 
 pytestmark = pytest.mark.database
 
@@ -543,7 +542,7 @@ def test_a_failed_chat_message_is_recorded_then_resent_once(
         assert failure.reason == reason[:500]
         assert row.id not in pending(session, case_id=case_id)
 
-    receiver = ChatReceiver(mail.chat_port).start()  # type: ignore[attr-defined]
+    receiver = ChatCatcher("127.0.0.1", mail.chat_port).start()  # type: ignore[attr-defined]
     others: list[int] = []
     try:
         with session_scope() as session:
