@@ -114,8 +114,13 @@ def compose(
     context = MessageContext(
         reference=case.reference,
         recipient_role="intermediary" if event == Event.handover_request else str(role),
+        # Only to the referring agency itself, and only on a channel cleared beyond `shared`:
+        # a file number names a person in the agency's own records.
         agency_file_number=(
-            case.referral_file_number if agency.id == case.referring_agency_id else None
+            case.referral_file_number
+            if agency.id == case.referring_agency_id
+            and RANK[Classification(channel.clearance)] >= RANK[Classification.professional]
+            else None
         ),
         starts_at=review.due_at if review else conference.starts_at,
         time_zone=conference.time_zone,

@@ -171,9 +171,11 @@ def test_only_the_referring_agency_sees_its_file_number(
 ) -> None:
     case, _, ids = invited
     assert case.referral_file_number == "NW-4711/34"
-    for channel in ("neustart-wien", "neustart-wien-chat"):
-        own = build(session, row_for(session, ids, "neustart-wien", channel))
-        assert "NW-4711/34" in own.body
+    own = build(session, row_for(session, ids, "neustart-wien", "neustart-wien"))
+    assert "NW-4711/34" in own.body
+    # Not even to the agency itself on a channel cleared for `shared` only (its chat).
+    chat = build(session, row_for(session, ids, "neustart-wien", "neustart-wien-chat"))
+    assert "NW-4711/34" not in chat.body and case.reference in chat.body
     for code in ("jva-wien", "dsn"):
         other = build(session, row_for(session, ids, code, code))
         assert "NW-4711/34" not in other.body + other.subject
