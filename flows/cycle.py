@@ -66,8 +66,8 @@ def run_cycle(case_id: int) -> str:
             f"**{profile.name}**.\n\n"
             "- *security*: security authorities exchange confidential information; the client "
             "and family do not take part; no consent is needed.\n"
-            "- *social_network*: led by the CSO; the client, family and welfare services take "
-            "part; only with the client's recorded consent."
+            "- *social_network*: the client, family and welfare services take part; only with "
+            "the client's recorded consent. Who leads follows the profile."
         ),
         apply=lambda answer, attempt: prepare(key, attempt, case_id, answer),
         defaults={
@@ -92,12 +92,9 @@ def run_cycle(case_id: int) -> str:
             ),
             apply=lambda answer, attempt: record_consent(key, attempt, case_id, answer),
         )
-        # Checked again, never from cache: a replay weeks later must see a withdrawal.
-        if not consent_in_force(case_id) and not _after_consent_stopped(
-            case, case_id, conference_id
-        ):
-            return "closed"
-        conference = conference_view(conference_id)
+    if not _consent_holds(case, case_id, conference_id, profile):
+        return "closed"
+    conference = conference_view(conference_id)
 
     label_run(run_id, case.reference, case.cycle, case.stage, conference.conference_type)
     proposal, intermediary = describe_proposal(case_id, conference_id)
@@ -116,6 +113,8 @@ def run_cycle(case_id: int) -> str:
         ),
         defaults={"intermediary": intermediary},
     )
+    if not _consent_holds(case, case_id, conference_id, profile):
+        return "closed"
     invite(case_id, conference_id)
     deliver_messages(case_id, case.reference)
 
@@ -124,13 +123,11 @@ def run_cycle(case_id: int) -> str:
         conference = conference_view(conference_id)
         if phase not in profile.rules_for(conference.conference_type).phases:
             continue
-        if _needs_consent(profile, conference) and not consent_in_force(case_id):
-            # Consent was withdrawn or has expired while the case waited: the track stops here.
-            if not _after_consent_stopped(case, case_id, conference_id):
-                return "closed"
-            conference = conference_view(conference_id)
-            if phase not in profile.rules_for(conference.conference_type).phases:
-                continue
+        if not _consent_holds(case, case_id, conference_id, profile):
+            return "closed"
+        conference = conference_view(conference_id)
+        if phase not in profile.rules_for(conference.conference_type).phases:
+            continue
         if phase == Phase.information:
             if review:
                 _review_actions(case, case_id)
@@ -140,12 +137,7 @@ def run_cycle(case_id: int) -> str:
         else:
             review_on = _decision(case, case_id, conference_id, profile.review_weeks)
     assert review_on is not None, "every conference type has a decision phase"
-    conference = conference_view(conference_id)
-    if (
-        _needs_consent(profile, conference)
-        and not consent_in_force(case_id)
-        and not _after_consent_stopped(case, case_id, conference_id)
-    ):
+    if not _consent_holds(case, case_id, conference_id, profile):
         return "closed"
     release_decision(case_id, conference_id)
     deliver_messages(case_id, case.reference)
@@ -156,6 +148,15 @@ def run_cycle(case_id: int) -> str:
 
 def _needs_consent(profile: Profile, conference: ConferenceView) -> bool:
     return profile.rules_for(conference.conference_type).consent_required
+
+
+def _consent_holds(case: CaseView, case_id: int, conference_id: int, profile: Profile) -> bool:
+    """Before every step of a type that needs consent: checked never from cache, so a replay
+    weeks later sees a withdrawal or an expiry. Without it the track stops: go on as a security
+    conference (True) or close the case (False)."""
+    if not _needs_consent(profile, conference_view(conference_id)) or consent_in_force(case_id):
+        return True
+    return _after_consent_stopped(case, case_id, conference_id)
 
 
 def _after_consent_stopped(case: CaseView, case_id: int, conference_id: int) -> bool:

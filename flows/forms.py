@@ -78,8 +78,8 @@ class Preparation(RunInput):
 
     conference_type: ConferenceType = Field(
         description="security: security authorities exchange confidential information; client "
-        "and family do not take part. social_network: led by the CSO, with the client's consent, "
-        "client and family take part."
+        "and family do not take part. social_network: with the client's consent, client and "
+        "family take part (who leads follows the profile)."
     )
     starts_at: datetime = Field(
         description="When the conference starts. A time without an offset is read in the time "

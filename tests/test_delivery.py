@@ -12,7 +12,7 @@ from icalendar import Calendar
 from sqlmodel import Session, col, delete, select
 
 from deployments.mailcatcher import ChatCatcher, MailCatcher
-from models.cases import refer_case
+from models.cases import close_case, refer_case
 from models.channels import DeliveryError, Outgoing, Transport
 from models.conference import (
     InformationEntry,
@@ -31,7 +31,6 @@ from models.stakeholders import Proposal
 from models.tables import (
     ActionItem,
     Agency,
-    AuditEvent,
     Case,
     Conference,
     InformationItem,
@@ -40,6 +39,7 @@ from models.tables import (
     Review,
 )
 from models.vocabulary import (
+    ClosureReason,
     ConferenceKind,
     ConferenceType,
     Need,
@@ -453,8 +453,13 @@ def committed(mail: MailCatcher) -> Iterator[tuple[str, int, Transport]]:
             delete(InformationItem).where(col(InformationItem.conference_id).in_(conferences))
         )  # type: ignore[call-overload]
         session.exec(delete(Conference).where(col(Conference.case_id) == case_id))  # type: ignore[call-overload]
-        session.exec(delete(AuditEvent).where(col(AuditEvent.case_id) == case_id))  # type: ignore[call-overload]
-        session.exec(delete(Case).where(col(Case.id) == case_id))  # type: ignore[call-overload]
+        # The case and its audit events stay (the audit log is append-only); closing it keeps
+        # sweeps over open cases from picking it up.
+        case = session.get(Case, case_id)
+        assert case is not None
+        close_case(
+            session, case=case, reason=ClosureReason.other, actor_id=None, note=None, now=NOW
+        )
 
 
 def queued(case_id: int, channel: str) -> Notification:
