@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, select
 
 from models.invitations import queue_invitations
-from models.notifications import channels_of, notification_key, queue
+from models.notifications import queue_to_agency
 from models.release import queue_action_notice
 from models.tables import ActionItem, Case, Conference, Participant, Review
 from models.vocabulary import ActionStatus, CaseStatus, ReviewStatus, Role
@@ -75,26 +75,16 @@ def queue_due_notices(
         ).first()
         if lead is None or lead.agency_id is None:
             continue
-        for channel in channels_of(session, agency_id=lead.agency_id):
-            ids.append(
-                queue(
-                    session,
-                    key=notification_key(
-                        reference=case.reference,
-                        cycle=review.cycle,
-                        event="review_due",
-                        recipient=str(lead.agency_id),
-                        channel=channel.tag,
-                        version=review.version,
-                    ),
-                    case_id=case.id,  # type: ignore[arg-type]
-                    conference_id=last.id,
-                    event="review_due",
-                    recipient_agency_id=lead.agency_id,
-                    recipient_role=Role.lead,
-                    channel=channel.tag,
-                    now=now,
-                    detail={"review_id": review.id},
-                ).id  # type: ignore[arg-type]
-            )
+        ids += queue_to_agency(
+            session,
+            case=case,
+            conference=last,
+            event="review_due",
+            agency_id=lead.agency_id,
+            role=Role.lead,
+            now=now,
+            cycle=review.cycle,
+            version=review.version,
+            detail={"review_id": review.id},
+        )
     return ids

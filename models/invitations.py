@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from models.audit import audit
 from models.errors import Refusal
-from models.notifications import channels_of, notification_key, queue
+from models.notifications import queue_to_agency
 from models.tables import Case, Conference, Notification, Participant
 from models.vocabulary import PROFESSIONAL_ROLES, NotificationStatus, Role
 
@@ -24,7 +24,7 @@ def queue_invitations(
     event: str = "invitation",
 ) -> list[int]:
     """Queue `event` (invitation, rescheduled, cancelled) to every participant on every channel."""
-    ids = []
+    ids: list[int] = []
     for participant in session.exec(
         select(Participant).where(Participant.conference_id == conference.id)
     ):
@@ -34,27 +34,18 @@ def queue_invitations(
         if not professional and event not in ("invitation", "rescheduled", "cancelled"):
             continue  # the intermediary hands over meeting changes only; the rest is for agencies
         kind = event if professional else "handover_request" if event == "invitation" else event
-        for channel in channels_of(session, agency_id=recipient_id):
-            row = queue(
-                session,
-                key=notification_key(
-                    reference=case.reference,
-                    cycle=conference.cycle,
-                    event=kind,
-                    recipient=f"{recipient_id}:{participant.role}",
-                    channel=channel.tag,
-                    version=conference.ical_sequence,
-                ),
-                case_id=case.id,  # type: ignore[arg-type]
-                conference_id=conference.id,
-                event=kind,
-                recipient_agency_id=recipient_id,
-                recipient_role=participant.role,
-                channel=channel.tag,
-                now=now,
-            )
-            ids.append(row.id)
-    return ids  # type: ignore[return-value]
+        ids += queue_to_agency(
+            session,
+            case=case,
+            conference=conference,
+            event=kind,
+            agency_id=recipient_id,
+            role=Role(participant.role),
+            now=now,
+            recipient=f"{recipient_id}:{participant.role}",
+            version=conference.ical_sequence,
+        )
+    return ids
 
 
 def record_handover(

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from models.tables import Channel, Notification
+from models.tables import Case, Channel, Conference, Notification
 from models.vocabulary import Role
 
 
@@ -58,3 +58,47 @@ def channels_of(session: Session, *, agency_id: int) -> list[Channel]:
             .order_by(Channel.tag)  # type: ignore[arg-type]
         )
     )
+
+
+def queue_to_agency(
+    session: Session,
+    *,
+    case: Case,
+    conference: Conference,
+    event: str,
+    agency_id: int,
+    role: Role,
+    now: datetime,
+    recipient: str | None = None,
+    key_event: str | None = None,
+    cycle: int | None = None,
+    version: int = 0,
+    detail: dict[str, object] | None = None,
+) -> list[int]:
+    """Queue `event` to one agency on each of its channels; returns the rows' ids.
+
+    The key is built from the case, the cycle, `key_event` (default: the event), `recipient`
+    (default: the agency id) and the channel, so each message is written once.
+    """
+    return [
+        queue(
+            session,
+            key=notification_key(
+                reference=case.reference,
+                cycle=conference.cycle if cycle is None else cycle,
+                event=key_event or event,
+                recipient=recipient or str(agency_id),
+                channel=channel.tag,
+                version=version,
+            ),
+            case_id=case.id,  # type: ignore[arg-type]
+            conference_id=conference.id,
+            event=event,
+            recipient_agency_id=agency_id,
+            recipient_role=role,
+            channel=channel.tag,
+            now=now,
+            detail=detail,
+        ).id  # type: ignore[misc]
+        for channel in channels_of(session, agency_id=agency_id)
+    ]

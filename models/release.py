@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from models.conference import audience, participants
-from models.notifications import channels_of, notification_key, queue
+from models.notifications import queue_to_agency
 from models.tables import ActionItem, Agency, Case, Conference, InformationItem, Participant
 from models.vocabulary import PROFESSIONAL_ROLES, Classification, ConferenceType, Role
 
@@ -49,30 +49,20 @@ def minutes_per_audience(session: Session, *, conference: Conference) -> list[Mi
 
 def release(session: Session, *, case: Case, conference: Conference, now: datetime) -> list[int]:
     """Queue the minutes for each participant and an assignment notice per action; mark released."""
-    ids = []
+    ids: list[int] = []
     for p in participants(session, conference_id=conference.id):  # type: ignore[arg-type]
         recipient_id = p.agency_id if p.role in PROFESSIONAL_ROLES else p.intermediary_agency_id
         assert recipient_id is not None
-        for channel in channels_of(session, agency_id=recipient_id):
-            ids.append(
-                queue(
-                    session,
-                    key=notification_key(
-                        reference=case.reference,
-                        cycle=conference.cycle,
-                        event="minutes",
-                        recipient=f"{recipient_id}:{p.role}",
-                        channel=channel.tag,
-                    ),
-                    case_id=case.id,  # type: ignore[arg-type]
-                    conference_id=conference.id,
-                    event="minutes",
-                    recipient_agency_id=recipient_id,
-                    recipient_role=Role(p.role),
-                    channel=channel.tag,
-                    now=now,
-                ).id
-            )
+        ids += queue_to_agency(
+            session,
+            case=case,
+            conference=conference,
+            event="minutes",
+            agency_id=recipient_id,
+            role=Role(p.role),
+            now=now,
+            recipient=f"{recipient_id}:{p.role}",
+        )
     for action in session.exec(select(ActionItem).where(ActionItem.conference_id == conference.id)):
         ids.extend(
             queue_action_notice(session, case=case, action=action, event="action_assigned", now=now)
@@ -107,24 +97,14 @@ def queue_action_notice(
         recipient_id, role = lead.agency_id, Role.lead
     conference = session.get(Conference, action.conference_id)
     assert conference is not None
-    return [
-        queue(
-            session,
-            key=notification_key(
-                reference=case.reference,
-                cycle=conference.cycle,
-                event=f"{event}:{action.id}" + (f":{due_on}" if due_on else ""),
-                recipient=str(recipient_id),
-                channel=channel.tag,
-            ),
-            case_id=case.id,  # type: ignore[arg-type]
-            conference_id=conference.id,
-            event=event,
-            recipient_agency_id=recipient_id,
-            recipient_role=role,
-            channel=channel.tag,
-            now=now,
-            detail={"action_id": action.id},
-        ).id  # type: ignore[misc]
-        for channel in channels_of(session, agency_id=recipient_id)
-    ]
+    return queue_to_agency(
+        session,
+        case=case,
+        conference=conference,
+        event=event,
+        agency_id=recipient_id,
+        role=role,
+        now=now,
+        key_event=f"{event}:{action.id}" + (f":{due_on}" if due_on else ""),
+        detail={"action_id": action.id},
+    )
