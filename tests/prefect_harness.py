@@ -164,11 +164,17 @@ class Walk:
         self.run_id = run_id
 
     @classmethod
-    def refer(cls, referring_agency: str = "neustart-wien", stage: str = "custody") -> "Walk":
+    def refer(
+        cls,
+        referring_agency: str = "neustart-wien",
+        stage: str = "custody",
+        profile: str | None = None,
+    ) -> "Walk":
+        referral = {"referring_agency": referring_agency, "stage": stage}
+        if profile:
+            referral["profile"] = profile
         run = run_deployment(
-            "case-lifecycle/referral",
-            parameters={"referral": {"referring_agency": referring_agency, "stage": stage}},
-            timeout=0,
+            "case-lifecycle/referral", parameters={"referral": referral}, timeout=0
         )
         return cls(run.id)
 

@@ -17,6 +17,7 @@ from deployments.mailcatcher import ChatCatcher
 from models.database import get_engine
 from models.tables import (
     ActionItem,
+    Agency,
     AuditEvent,
     Case,
     Channel,
@@ -651,3 +652,79 @@ def test_stopping_the_serving_process_loses_nothing_and_repeats_nothing(serving,
     cancels = calendars("CANCEL")
     assert len(cancels) == email_channels and all(e["SEQUENCE"] == 2 for e in cancels)
     assert wait_for(back.id, FINAL).state.type == StateType.CANCELLED
+
+
+def test_the_same_case_under_each_shipped_profile_invites_by_that_profiles_rules(serving, database):
+    """One case (in custody, a mental-health need) under each shipped profile: who is invited,
+    in which role, and the rule that put each there."""
+    expected = {
+        "generic": (
+            "security",
+            {
+                "dsn": "lead",
+                "jva-wien": "core",
+                "neustart-wien": "core",
+                "psd-wien": "case_dependent",
+            },
+        ),
+        "catalonia": (
+            "security",
+            {
+                "jva-wien": "lead",
+                "magistrat-wien": "coordinator",
+                "lpd-wien": "core",
+                "neustart-wien": "core",
+                "psd-wien": "case_dependent",
+            },
+        ),
+        "austria-neustart": (
+            "social_network",
+            {
+                "neustart-wien": "lead",
+                "sta-wien": "core",
+                "psd-wien": "case_dependent",
+                "client": "client",
+                "family": "family",
+            },
+        ),
+    }
+    walks = {name: Walk.refer(stage="custody", profile=name) for name in expected}
+    for name, walk in walks.items():
+        walk.waits_at("referral")
+        walk.answer(file_number=f"PRF-{name}", needs=["mental_health"], acting_representative=REP)
+    for name, walk in walks.items():
+        walk.waits_at("preparation")
+        walk.answer(
+            conference_type=expected[name][0],
+            starts_at=starts_in(11),
+            time_zone="Europe/Vienna",
+            location="Wien",
+            acting_representative=REP,
+        )
+    neustart = walks["austria-neustart"]
+    neustart.waits_at("consent")
+    neustart.answer(client_consent="granted", family_involvement=True, acting_representative=REP)
+    for name, walk in walks.items():
+        walk.waits_at("stakeholders")
+        assert f"in profile {name}" in walk.description()
+        walk.answer(acting_representative=REP)
+    with db(database) as s:
+        codes = {a.id: a.code for a in s.exec(select(Agency))}
+    for name, walk in walks.items():
+        walk.waits_at("information")
+        case = case_of(database, walk.run_id)
+        assert case.profile == name
+        [conference] = rows(database, Conference, case_id=case.id)
+        invited = {
+            (codes[p.agency_id] if p.agency_id else str(p.role)): p
+            for p in rows(database, Participant, conference_id=conference.id)
+        }
+        assert {who: str(p.role) for who, p in invited.items()} == expected[name][1], name
+        for who, p in invited.items():
+            why = p.rule
+            assert (f"in profile {name}" in why) if p.agency_id else ("invited through" in why), (
+                name,
+                who,
+                why,
+            )
+        assert "need mental_health" in invited["psd-wien"].rule
