@@ -165,3 +165,56 @@ def test_expiry_is_kept_only_on_grants(session: Session, case: Case, recorder: i
         session, case, recorder, ConsentDecision.refused, expires_on=TODAY + timedelta(days=5)
     )
     assert row.expires_on is None
+
+
+# --- property: no social-network step without recorded, unexpired, unwithdrawn consent ---------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_entry = st.tuples(
+    st.sampled_from([ConsentDecision.granted, ConsentDecision.refused, ConsentDecision.withdrawn]),
+    st.integers(min_value=1, max_value=400),  # days after the record until it expires (granted)
+    st.booleans(),  # granted without an expiry
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(history=st.lists(_entry, max_size=6), check_after=st.integers(min_value=0, max_value=500))
+def test_consent_is_in_force_only_when_the_newest_record_grants_it_and_has_not_expired(
+    session: Session, case: Case, recorder: int, history: list, check_after: int
+) -> None:
+    """Whatever the ledger's history, the check says yes exactly when the newest record for the
+    scope is a grant that has not expired; the social-network steps run only then."""
+    scope = ConsentScope.social_network_conference
+    nested = session.begin_nested()
+    try:
+        at = NOW
+        for i, (decision, days, open_ended) in enumerate(history):
+            at = NOW + timedelta(minutes=i)
+            expires = (
+                None
+                if decision != ConsentDecision.granted or open_ended
+                else (at.date() + timedelta(days=days))
+            )
+            record_consent(
+                session,
+                case_id=case.id,
+                scope=scope,
+                decision=decision,  # type: ignore[arg-type]
+                recorded_by_id=recorder,
+                expires_on=expires,
+                now=at,
+            )
+        today = TODAY + timedelta(days=check_after)
+        newest = ledger(session, case_id=case.id)[-1] if history else None  # type: ignore[arg-type]
+        expected = (
+            newest is not None
+            and newest.decision == ConsentDecision.granted
+            and (newest.expires_on is None or newest.expires_on >= today)
+        )
+        assert consent_in_force(session, case_id=case.id, scope=scope, today=today) == expected  # type: ignore[arg-type]
+    finally:
+        nested.rollback()
