@@ -58,6 +58,38 @@ def resend() -> int:
     return 0 if sent == len(ids) else 1
 
 
+def print_consent_summary(reference: str, representative: str, reason: str) -> int:
+    """Print the summary for the client; the export is recorded in the audit log with its reason."""
+    from datetime import UTC, datetime
+
+    from models.audit import audit
+    from models.cases import acting_representative, case_by_reference
+    from models.consent_summary import consent_summary
+    from models.errors import Refusal
+
+    now = datetime.now(UTC)
+    try:
+        with session_scope() as session:
+            rep = acting_representative(session, code=representative, field="--representative")
+            case = case_by_reference(session, reference)
+            if not reason.strip():
+                raise Refusal.of("--reason", "say why the summary is exported")
+            text = consent_summary(session, case=case, today=now.date())
+            audit(
+                session,
+                action="consent.summary.exported",
+                case_id=case.id,
+                actor_id=rep.id,
+                at=now,
+                justification=reason.strip(),
+            )
+    except Refusal as refusal:
+        print(f"caseconf: refused: {refusal}", file=sys.stderr)
+        return 2
+    print(text, end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deployments", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="serve every deployment from one process")
     sub.add_parser("recover", help="bring back open cases a stop cut off mid-step")
     sub.add_parser("resend", help="send again every message that failed, once each")
+    summary = sub.add_parser(
+        "consent-summary", help="print the client's one-page summary of what is shared with whom"
+    )
+    summary.add_argument("case_reference")
+    summary.add_argument("--representative", required=True, help="your directory code")
+    summary.add_argument("--reason", required=True, help="why it is exported (audited)")
     args = parser.parse_args(argv)
     if args.command == "migrate":
         migrate()
@@ -73,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "load":
         return load()
+    if args.command == "consent-summary":
+        return print_consent_summary(args.case_reference, args.representative, args.reason)
     if args.command == "resend":
         return resend()
     if args.command == "recover":
