@@ -68,6 +68,16 @@ class ConferenceTypeRules(_Strict):
         description="Agency kinds that may coordinate, in order of preference; "
         "empty means the lead coordinates.",
     )
+    co_lead_kinds: list[AgencyKind] = Field(
+        default_factory=list,
+        description="Agency kinds that lead together with the lead (Catalonia: the municipality "
+        "beside the prison's specialised unit); each is proposed in the lead role.",
+    )
+    lead_kinds_by_stage: dict[Stage, list[AgencyKind]] = Field(
+        default_factory=dict,
+        description="At these stages, these kinds may lead instead of lead_kinds, in order of "
+        "preference (e.g. probation leads after release).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "ConferenceTypeRules":
@@ -129,6 +139,19 @@ class Profile(_Strict):
     stage_rules: list[StageRule] = Field(default_factory=list)
     review_weeks: StrictInt = Field(
         default=12, ge=1, le=104, description="First review this many weeks after the decision."
+    )
+    pre_release_weeks: StrictInt = Field(
+        default=12,
+        ge=1,
+        le=104,
+        description="The pre-release conference comes this many weeks before the release date.",
+    )
+    post_release_review_weeks: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=104,
+        description="A follow-up conference this many weeks after release (Neustart: 13, about "
+        "3 months); none means the usual review_weeks cadence goes on.",
     )
 
     @model_validator(mode="after")
