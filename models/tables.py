@@ -21,6 +21,7 @@ from models.vocabulary import (
     ReviewStatus,
     Role,
     Stage,
+    StageChangeKind,
 )
 
 
@@ -115,6 +116,10 @@ class Case(SQLModel, table=True):
     status: CaseStatus = Field(default=CaseStatus.open, sa_type=String(16))
     needs: list[str] = _json_list()
     conference_type: ConferenceType | None = Field(default=None, sa_type=String(16))
+    area: str | None = Field(default=None, max_length=100)
+    lead_agency_id: int | None = Field(default=None, foreign_key="agency.id")
+    release_on: date | None = None
+    released_on: date | None = None
     cycle: int = 1
     phase: Phase = Field(default=Phase.referral, sa_type=String(24))
     current_flow_run_id: str | None = Field(default=None, max_length=36)
@@ -122,6 +127,22 @@ class Case(SQLModel, table=True):
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
     closed_at: datetime | None = _when(default=None)
+
+
+class StageChange(SQLModel, table=True):
+    """Append-only history of a case's moves along the continuum, transfers and closure."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    kind: StageChangeKind = Field(sa_type=String(16))
+    from_stage: Stage = Field(sa_type=String(16))
+    to_stage: Stage = Field(sa_type=String(16))
+    reason: str = Field(max_length=64)
+    release_on: date | None = None
+    area: str | None = Field(default=None, max_length=100)
+    lead_agency_id: int | None = Field(default=None, foreign_key="agency.id")
+    actor_id: int | None = Field(default=None, foreign_key="representative.id")
+    at: datetime = _when(default_factory=utcnow)
 
 
 class Conference(SQLModel, table=True):

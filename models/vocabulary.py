@@ -165,3 +165,26 @@ class NotificationStatus(StrEnum):
 class ChannelKind(StrEnum):
     email = "email"
     chat = "chat"
+
+
+class StageChangeKind(StrEnum):
+    """What a row of a case's stage history records."""
+
+    move = "move"  # along the continuum (DOMAIN.md: usual moves)
+    transfer = "transfer"  # another area or lead; the stage stays
+    release_date = "release_date"  # a release date recorded or changed; the stage may stay
+
+
+class StageMoveReason(StrEnum):
+    """Why a case moved between stages (glossary: docs/glossary.md)."""
+
+    remanded = "remanded"  # pre_trial -> custody
+    sentenced = "sentenced"  # pre_trial -> custody
+    non_custodial_outcome = "non_custodial_outcome"  # pre_trial -> post_release
+    released_from_pre_trial_detention = "released_from_pre_trial_detention"
+    release_date_known = "release_date_known"  # custody -> pre_release
+    released = "released"  # pre_release (or custody) -> post_release
+    recalled = "recalled"  # post_release -> custody
+    new_custodial_sentence = "new_custodial_sentence"  # post_release -> custody
+    transferred = "transferred"  # another area or lead
+    other = "other"

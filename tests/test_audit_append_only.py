@@ -19,14 +19,18 @@ from models.cases import refer_case, representative_by_code
 from models.consent import record_consent
 from models.database import get_engine, session_scope
 from models.settings import PROJECT_ROOT
-from models.tables import AuditEvent, ConsentRecord
-from models.vocabulary import ConsentDecision, ConsentScope, Need, Stage
+from models.tables import AuditEvent, ConsentRecord, StageChange
+from models.vocabulary import ConsentDecision, ConsentScope, Need, Stage, StageChangeKind
 
 pytestmark = pytest.mark.database
 
 NOW = datetime(2037, 3, 4, 9, 30, tzinfo=UTC)
-TABLES = ("auditevent", "consentrecord")
-MODELS: dict[str, type[SQLModel]] = {"auditevent": AuditEvent, "consentrecord": ConsentRecord}
+TABLES = ("auditevent", "consentrecord", "stagechange")
+MODELS: dict[str, type[SQLModel]] = {
+    "auditevent": AuditEvent,
+    "consentrecord": ConsentRecord,
+    "stagechange": StageChange,
+}
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,20 @@ def rows(database: str) -> Rows:
             action="test.append_only", case_id=case.id, actor_id=recorder.id, at=NOW, detail="x"
         )
         session.add(event)
+        move = StageChange(
+            case_id=case.id,
+            kind=StageChangeKind.move,
+            from_stage=Stage.post_release,
+            to_stage=Stage.custody,
+            reason="recalled",
+            actor_id=recorder.id,
+            at=NOW,
+        )
+        session.add(move)
         session.flush()
-        assert record.id is not None and event.id is not None
-        return Rows(case.id, recorder.id, {"auditevent": event.id, "consentrecord": record.id})
+        assert record.id is not None and event.id is not None and move.id is not None
+        ids = {"auditevent": event.id, "consentrecord": record.id, "stagechange": move.id}
+        return Rows(case.id, recorder.id, ids)
 
 
 def snapshot(engine: Engine, table: str, row_id: int) -> tuple[Any, ...]:
@@ -93,13 +108,14 @@ def count(engine: Engine, table: str) -> int:
 
 def assert_refused(error: pytest.ExceptionInfo[DBAPIError], table: str, operation: str) -> None:
     message = str(error.value.orig)
-    assert f"{table}: rows are append-only (audit log / consent ledger)" in message
+    assert f"{table}: rows are append-only" in message
     assert f"{operation} refused" in message
 
 
 CHANGES: dict[str, dict[str, Any]] = {
     "auditevent": {"detail": "rewritten", "justification": "covering tracks"},
     "consentrecord": {"decision": str(ConsentDecision.refused), "expires_on": None},
+    "stagechange": {"to_stage": str(Stage.pre_trial), "reason": "other"},
 }
 
 

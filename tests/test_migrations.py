@@ -18,6 +18,7 @@ from models.settings import PROJECT_ROOT
 pytestmark = pytest.mark.database
 
 TABLES = {
+    "stagechange",
     "agency",
     "representative",
     "case",
