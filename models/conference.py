@@ -1,6 +1,7 @@
 """A conference cycle's phases as plain rules: preparation, information, family-only, decision."""
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -8,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 
 from models.errors import Problem, Refusal
+from models.profile import RANK, Profile
 from models.tables import (
     ActionItem,
     Agency,
@@ -429,12 +431,24 @@ def open_actions(session: Session, *, case_id: int) -> list[ActionItem]:
 
 
 def audience(
-    *, role: Role, clearance: Classification, conference_type: ConferenceType
+    *,
+    role: Role,
+    conference_type: ConferenceType,
+    profile: Profile,
+    kinds: Iterable[str],
+    agency_clearance: Classification,
 ) -> set[Classification]:
-    """Which classifications a participant may receive in the minutes."""
-    if role in (Role.client, Role.family):
+    """Which classifications a participant may receive in minutes and messages: the one place
+    that decides. Client and family: `shared` only. A professional: up to the lower of the
+    profile's clearance for its kinds in this conference type and the directory's clearance of
+    its agency; `restricted` never outside a security conference. The channel's clearance is
+    applied on top when a message is composed (models/delivery.py)."""
+    if role not in PROFESSIONAL_ROLES:
         return {Classification.shared}
-    allowed = {Classification.shared, Classification.professional}
-    if conference_type == ConferenceType.security and clearance == Classification.restricted:
-        allowed.add(Classification.restricted)
+    ceiling = min(
+        profile.clearance_for(conference_type, kinds), agency_clearance, key=RANK.__getitem__
+    )
+    allowed = {c for c in Classification if RANK[c] <= RANK[ceiling]}
+    if conference_type != ConferenceType.security:
+        allowed.discard(Classification.restricted)
     return allowed

@@ -1,13 +1,30 @@
 """The consent ledger: records are appended, never edited; the newest record per scope decides."""
 
+from collections.abc import Iterable
 from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
 from models.audit import audit
 from models.errors import Refusal
+from models.profile import ConferenceTypeRules
 from models.tables import ConsentRecord
-from models.vocabulary import ConsentDecision
+from models.vocabulary import ConsentDecision, ConsentScope, Phase
+
+#: The steps of a conference cycle in the order they run; a scope is needed up to a phase.
+CYCLE_STEPS: tuple[Phase, ...] = (
+    Phase.preparation,
+    Phase.consent,
+    Phase.stakeholders,
+    Phase.invitation,
+    Phase.information,
+    Phase.family_only,
+    Phase.decision,
+    Phase.release,
+)
+
+#: The last step a scope is needed for; a scope not listed is needed before every step.
+NEEDED_UNTIL: dict[ConsentScope, Phase] = {ConsentScope.family_involvement: Phase.family_only}
 
 
 def record_consent(
@@ -46,6 +63,40 @@ def record_consent(
 def ledger(session: Session, *, case_id: int) -> list[ConsentRecord]:
     query = select(ConsentRecord).where(ConsentRecord.case_id == case_id)
     return list(session.exec(query.order_by(col(ConsentRecord.recorded_at), col(ConsentRecord.id))))
+
+
+def in_force(records: Iterable[ConsentRecord], *, scope: str, today: date) -> bool:
+    """True only if the newest record for the scope grants it and has not expired by `today`."""
+    mine = [r for r in records if r.scope == scope]
+    if not mine:
+        return False
+    latest = max(mine, key=lambda r: (r.recorded_at, r.id or 0))
+    if latest.decision != ConsentDecision.granted:
+        return False
+    return latest.expires_on is None or latest.expires_on >= today
+
+
+def needed_scopes(rules: ConferenceTypeRules, phase: Phase) -> list[ConsentScope]:
+    """The scopes a type needs before `phase`: family_involvement up to the family_only phase,
+    every other listed scope before every step."""
+    at = CYCLE_STEPS.index(phase)
+    return [
+        scope
+        for scope in rules.consent_scopes
+        if scope not in NEEDED_UNTIL or at <= CYCLE_STEPS.index(NEEDED_UNTIL[scope])
+    ]
+
+
+def missing_consent(
+    rules: ConferenceTypeRules, phase: Phase, records: Iterable[ConsentRecord], today: date
+) -> list[ConsentScope]:
+    """The scopes needed before `phase` that are not in force `today`; empty means go."""
+    records = list(records)
+    return [
+        scope
+        for scope in needed_scopes(rules, phase)
+        if not in_force(records, scope=scope, today=today)
+    ]
 
 
 def consent_in_force(session: Session, *, case_id: int, scope: str, today: date) -> bool:

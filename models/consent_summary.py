@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from models.cases import current_conference
 from models.conference import audience, participants
 from models.consent import consent_in_force, ledger
+from models.profile import load_profile
 from models.tables import Agency, Case
 from models.vocabulary import PROFESSIONAL_ROLES, Classification, ConferenceType, Role
 
@@ -57,14 +58,17 @@ def consent_summary(session: Session, *, case: Case, today: date) -> str:
         lines.append("- No conference has been prepared yet.")
     else:
         agencies = {a.id: a for a in session.exec(select(Agency))}
+        profile = load_profile(case.profile)
         for p in participants(session, conference_id=conference.id):  # type: ignore[arg-type]
             if p.role not in PROFESSIONAL_ROLES:
                 continue
             agency = agencies[p.agency_id]
             allowed = audience(
                 role=Role(p.role),
-                clearance=Classification(agency.clearance),
                 conference_type=ConferenceType(conference.conference_type),
+                profile=profile,
+                kinds=agency.kinds,
+                agency_clearance=Classification(agency.clearance),
             )
             kinds = "; ".join(WHAT[c] for c in sorted(allowed, key=list(Classification).index))
             lines.append(f"- **{agency.name}** ({p.role}): {kinds}.")

@@ -6,7 +6,7 @@ inside the models, so a `Profile` built in code is held to the same rules as one
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,13 +14,31 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from models.vocabulary import AgencyKind, ConferenceType, Need, Phase, Stage
+from models.vocabulary import (
+    AgencyKind,
+    Classification,
+    ConferenceType,
+    ConsentScope,
+    Need,
+    Phase,
+    Stage,
+)
 
 SLUG = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
 _SLUG_RE = re.compile(SLUG)
 
 #: The phases a conference type may hold, in the only order they may run.
 CONFERENCE_PHASES: tuple[Phase, ...] = (Phase.information, Phase.family_only, Phase.decision)
+
+#: Classifications from the least to the most sensitive; a clearance covers its rank and below.
+RANK: dict[Classification, int] = {
+    Classification.shared: 0,
+    Classification.professional: 1,
+    Classification.restricted: 2,
+}
+
+#: What an agency kind receives in a conference type when the profile grants it nothing else.
+DEFAULT_CLEARANCE = Classification.professional
 
 StrictBool = Annotated[bool, Strict()]
 StrictInt = Annotated[int, Strict()]
@@ -59,6 +77,12 @@ class ConferenceTypeRules(_Strict):
     consent_required: StrictBool = Field(
         description="The client's recorded consent is needed before the conference."
     )
+    consent_scopes: list[ConsentScope] = Field(
+        default_factory=list,
+        description="The consent scopes this type needs: social_network_conference before every "
+        "step, family_involvement from the consent step up to the family_only phase. Omitted: "
+        "[social_network_conference] if consent_required, else none.",
+    )
     client_and_family: StrictBool = Field(description="The client and family are invited.")
     lead_kinds: list[AgencyKind] = Field(
         min_length=1, description="Agency kinds that may lead, in order of preference."
@@ -78,6 +102,14 @@ class ConferenceTypeRules(_Strict):
         description="At these stages, these kinds may lead instead of lead_kinds, in order of "
         "preference (e.g. probation leads after release).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_scopes(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "consent_scopes" not in data:
+            needed = data.get("consent_required") is True
+            return {**data, "consent_scopes": [ConsentScope.social_network_conference] * needed}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> "ConferenceTypeRules":
@@ -101,9 +133,57 @@ class ConferenceTypeRules(_Strict):
                 "consent_required",
                 "contradicts client_and_family: false (consent is asked of an invited client)",
             )
+        self._check_consent_scopes()
         _duplicates("lead_kinds", self.lead_kinds)
         _duplicates("coordinator_kinds", self.coordinator_kinds)
+        _duplicates("co_lead_kinds", self.co_lead_kinds)
+        for i, kind in enumerate(self.co_lead_kinds):
+            # A later lead kind may also co-lead (it leads where no agency of the preferred kind
+            # is available); the preferred kind itself never could: its lead covers it.
+            if kind == self.lead_kinds[0]:
+                raise rule_error(
+                    f"co_lead_kinds[{i}]",
+                    f"{kind} is the preferred lead kind (lead_kinds[0]); a kind cannot lead "
+                    "beside itself",
+                )
+        for stage, kinds in self.lead_kinds_by_stage.items():
+            if stage == Stage.closed:
+                raise rule_error(
+                    f"lead_kinds_by_stage.{stage}", "a closed case holds no conference"
+                )
+            if not kinds:
+                raise rule_error(
+                    f"lead_kinds_by_stage.{stage}", "at least one agency kind is required"
+                )
+            _duplicates(f"lead_kinds_by_stage.{stage}", kinds)
         return self
+
+    def _check_consent_scopes(self) -> None:
+        _duplicates("consent_scopes", self.consent_scopes)
+        if self.consent_required and not self.consent_scopes:
+            raise rule_error("consent_scopes", "consent_required: true needs at least one scope")
+        if self.consent_scopes and not self.consent_required:
+            raise rule_error(
+                "consent_scopes", "contradicts consent_required: false (no consent is asked)"
+            )
+        if (
+            self.consent_scopes
+            and ConsentScope.social_network_conference not in self.consent_scopes
+        ):
+            raise rule_error(
+                "consent_scopes",
+                "social_network_conference is required with any other scope "
+                "(the client consents to the conference first)",
+            )
+        if (
+            ConsentScope.family_involvement in self.consent_scopes
+            and Phase.family_only not in self.phases
+        ):
+            i = self.consent_scopes.index(ConsentScope.family_involvement)
+            raise rule_error(
+                f"consent_scopes[{i}]",
+                "family_involvement is needed before the family_only phase, and this type has none",
+            )
 
 
 class StageRule(_Strict):
@@ -137,6 +217,12 @@ class Profile(_Strict):
         default_factory=dict, description="Agency kinds brought in for each need."
     )
     stage_rules: list[StageRule] = Field(default_factory=list)
+    clearance: dict[ConferenceType, dict[AgencyKind, Classification]] = Field(
+        default_factory=dict,
+        description="The most an agency of a kind may receive in minutes and messages of a "
+        "conference type; kinds not listed get professional; restricted only in security. "
+        "An agency with several kinds gets the highest grant among them.",
+    )
     review_weeks: StrictInt = Field(
         default=12, ge=1, le=104, description="First review this many weeks after the decision."
     )
@@ -180,11 +266,29 @@ class Profile(_Strict):
                         f"stage_rules[{i}].exclude_kinds[{j}]",
                         f"{kind} at {rule.stage} is already excluded by stage_rules[{earlier}]",
                     )
+        for ctype, grants in self.clearance.items():
+            if ctype not in self.conference_types:
+                raise rule_error(f"clearance.{ctype}", "not one of this profile's conference_types")
+            for kind, level in grants.items():
+                if level == Classification.restricted and ctype != ConferenceType.security:
+                    raise rule_error(
+                        f"clearance.{ctype}.{kind}",
+                        "restricted may only be granted in a security conference",
+                    )
         return self
 
     def rules_for(self, conference_type: ConferenceType) -> ConferenceTypeRules:
         """The rules of a conference type; KeyError if the profile has none."""
         return self.conference_types[conference_type]
+
+    def clearance_for(
+        self, conference_type: ConferenceType, kinds: Iterable[str]
+    ) -> Classification:
+        """The most an agency with these kinds may receive: the highest grant among its kinds,
+        since it holds each role (a kind not listed gets professional)."""
+        grants = self.clearance.get(conference_type, {})
+        levels = [grants.get(AgencyKind(k), DEFAULT_CLEARANCE) for k in kinds]
+        return max(levels, key=RANK.__getitem__, default=DEFAULT_CLEARANCE)
 
     def stage_exclusions(self, stage: Stage) -> dict[AgencyKind, tuple[int, StageRule]]:
         """Kinds excluded at a stage, each with the index and rule that excludes it."""

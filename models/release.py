@@ -7,6 +7,7 @@ from sqlmodel import Session, select
 
 from models.conference import audience, participants
 from models.notifications import queue_to_agency
+from models.profile import load_profile
 from models.tables import ActionItem, Agency, Case, Conference, InformationItem, Participant
 from models.vocabulary import PROFESSIONAL_ROLES, Classification, ConferenceType, Role
 
@@ -22,6 +23,9 @@ class Minutes:
 
 
 def minutes_per_audience(session: Session, *, conference: Conference) -> list[Minutes]:
+    case = session.get(Case, conference.case_id)
+    assert case is not None
+    profile = load_profile(case.profile)
     items = list(
         session.exec(select(InformationItem).where(InformationItem.conference_id == conference.id))
     )
@@ -31,8 +35,10 @@ def minutes_per_audience(session: Session, *, conference: Conference) -> list[Mi
         assert agency is not None
         allowed = audience(
             role=Role(p.role),
-            clearance=Classification(agency.clearance),
             conference_type=ConferenceType(conference.conference_type),
+            profile=profile,
+            kinds=agency.kinds,
+            agency_clearance=Classification(agency.clearance),
         )
         result.append(
             Minutes(

@@ -6,7 +6,8 @@ from flows.forms import AfterRefusal, Consent, ConsentAnswer, ConsentRefused
 from models import cases, conference, consent
 from models.audit import audit
 from models.database import session_scope
-from models.vocabulary import ClosureReason, ConsentDecision, ConsentScope
+from models.profile import load_profile
+from models.vocabulary import ClosureReason, ConferenceType, ConsentDecision, ConsentScope, Phase
 from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
 
 
@@ -14,6 +15,18 @@ from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
 def consent_in_force(case_id: int, scope: str = ConsentScope.social_network_conference) -> bool:
     with session_scope() as session:
         return consent.consent_in_force(session, case_id=case_id, scope=scope, today=now().date())
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def missing_consent(case_id: int, conference_id: int, phase: Phase) -> list[str]:
+    """The scopes the conference's type needs before `phase` that are not in force today,
+    read from the ledger and the case's profile at each call (never from cache)."""
+    with session_scope() as session:
+        case = cases.get_case(session, case_id)
+        held = conference.get_conference(session, conference_id)
+        rules = load_profile(case.profile).rules_for(ConferenceType(held.conference_type))
+        records = consent.ledger(session, case_id=case_id)
+        return [str(s) for s in consent.missing_consent(rules, phase, records, now().date())]
 
 
 @task(**DATABASE_RETRIES)

@@ -21,11 +21,13 @@ from models.conference import (
 )
 from models.errors import Refusal
 from models.participants import record_participants
+from models.profile import Profile, load_profile
 from models.stakeholders import Proposal
 from models.tables import ActionItem, Case, Conference, InformationItem, PlanItem
 from models.vocabulary import (
     PROFESSIONAL_ROLES,
     ActionStatus,
+    AgencyKind,
     Classification,
     ConferenceKind,
     ConferenceType,
@@ -503,53 +505,91 @@ def test_security_conference_decision_without_family_plan(session: Session) -> N
 # --- audience -------------------------------------------------------------------------------
 
 
+GENERIC = load_profile("generic")
+S, P, R = Classification.shared, Classification.professional, Classification.restricted
+
+
 @pytest.mark.parametrize(
-    ("role", "clearance", "conference_type", "expected"),
+    ("role", "kinds", "agency_clearance", "conference_type", "expected"),
     [
-        (Role.client, Classification.restricted, ConferenceType.security, {"shared"}),
-        (Role.family, Classification.shared, ConferenceType.social_network, {"shared"}),
-        (
-            Role.core,
-            Classification.professional,
-            ConferenceType.security,
-            {"shared", "professional"},
-        ),
-        (
-            Role.core,
-            Classification.restricted,
-            ConferenceType.security,
-            {"shared", "professional", "restricted"},
-        ),
-        (
-            Role.lead,
-            Classification.restricted,
-            ConferenceType.social_network,
-            {"shared", "professional"},
-        ),
+        # Client and family: shared only, whatever the intermediary agency's clearance.
+        (Role.client, ["security_service"], R, ConferenceType.security, {S}),
+        (Role.family, ["cso"], S, ConferenceType.social_network, {S}),
+        # Kinds the profile does not list get professional, capped by the directory.
+        (Role.core, ["prison"], R, ConferenceType.security, {S, P}),
+        (Role.core, ["migrant_charity"], S, ConferenceType.social_network, {S}),
+        # The security service: restricted in a security conference only, if the directory agrees.
+        (Role.core, ["security_service"], R, ConferenceType.security, {S, P, R}),
+        (Role.core, ["security_service"], P, ConferenceType.security, {S, P}),
+        (Role.lead, ["police"], R, ConferenceType.social_network, {S, P}),
+        # Several kinds: the highest grant among them.
+        (Role.core, ["cso", "police"], R, ConferenceType.security, {S, P, R}),
     ],
 )
 def test_audience_examples(
-    role: Role, clearance: Classification, conference_type: ConferenceType, expected: set[str]
+    role: Role,
+    kinds: list[str],
+    agency_clearance: Classification,
+    conference_type: ConferenceType,
+    expected: set[Classification],
 ) -> None:
-    assert audience(role=role, clearance=clearance, conference_type=conference_type) == expected
+    allowed = audience(
+        role=role,
+        conference_type=conference_type,
+        profile=GENERIC,
+        kinds=kinds,
+        agency_clearance=agency_clearance,
+    )
+    assert allowed == expected
+
+
+def test_a_profile_may_lower_a_kind_to_shared() -> None:
+    data = GENERIC.model_dump(mode="json")
+    data["clearance"] = {"social_network": {"mentor": "shared"}}
+    lowered = Profile.model_validate(data)
+
+    def mentor(conference_type: ConferenceType, kinds: list[str]) -> set[Classification]:
+        return audience(
+            role=Role.core,
+            conference_type=conference_type,
+            profile=lowered,
+            kinds=kinds,
+            agency_clearance=P,
+        )
+
+    assert mentor(ConferenceType.social_network, ["mentor"]) == {S}
+    # Another kind of the same agency is not lowered: the agency holds that role too.
+    assert mentor(ConferenceType.social_network, ["mentor", "school"]) == {S, P}
+    assert mentor(ConferenceType.security, ["mentor"]) == {S, P}
 
 
 @settings(max_examples=100, deadline=None)
 @given(
     role=st.sampled_from(Role),
-    clearance=st.sampled_from(Classification),
+    kinds=st.lists(st.sampled_from(AgencyKind), max_size=3, unique=True),
+    agency_clearance=st.sampled_from(Classification),
     conference_type=st.sampled_from(ConferenceType),
 )
 def test_audience_never_leaks(
-    role: Role, clearance: Classification, conference_type: ConferenceType
+    role: Role,
+    kinds: list[AgencyKind],
+    agency_clearance: Classification,
+    conference_type: ConferenceType,
 ) -> None:
-    allowed = audience(role=role, clearance=clearance, conference_type=conference_type)
+    allowed = audience(
+        role=role,
+        conference_type=conference_type,
+        profile=GENERIC,
+        kinds=kinds,
+        agency_clearance=agency_clearance,
+    )
     assert Classification.shared in allowed
     if role in (Role.client, Role.family):
         assert allowed == {Classification.shared}
     if Classification.restricted in allowed:
         assert conference_type == ConferenceType.security
-        assert clearance == Classification.restricted
+        assert agency_clearance == Classification.restricted
         assert role in PROFESSIONAL_ROLES
-    if role in PROFESSIONAL_ROLES:
-        assert Classification.professional in allowed
+        assert {"security_service", "police", "prosecution"} & set(kinds)
+    if Classification.professional in allowed:
+        assert agency_clearance != Classification.shared

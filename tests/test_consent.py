@@ -6,10 +6,20 @@ import pytest
 from sqlmodel import Session, select
 
 from models.cases import refer_case, representative_by_code
-from models.consent import consent_in_force, ledger, record_consent
+from models.consent import consent_in_force, ledger, missing_consent, record_consent
+from models.consent import in_force as pure_in_force
 from models.errors import Refusal
+from models.profile import load_profile
 from models.tables import Case, ConsentRecord
-from models.vocabulary import ConsentDecision, ConsentScope, Need, Stage, share_with_scope
+from models.vocabulary import (
+    ConferenceType,
+    ConsentDecision,
+    ConsentScope,
+    Need,
+    Phase,
+    Stage,
+    share_with_scope,
+)
 
 pytestmark = pytest.mark.database
 
@@ -191,6 +201,7 @@ def test_consent_is_in_force_only_when_the_newest_record_grants_it_and_has_not_e
     scope = ConsentScope.social_network_conference
     nested = session.begin_nested()
     try:
+        assert case.id is not None
         at = NOW
         for i, (decision, days, open_ended) in enumerate(history):
             at = NOW + timedelta(minutes=i)
@@ -216,5 +227,117 @@ def test_consent_is_in_force_only_when_the_newest_record_grants_it_and_has_not_e
             and (newest.expires_on is None or newest.expires_on >= today)
         )
         assert consent_in_force(session, case_id=case.id, scope=scope, today=today) == expected  # type: ignore[arg-type]
+        # The pure check the flow's gate uses reads the same ledger the same way.
+        records = ledger(session, case_id=case.id)  # type: ignore[arg-type]
+        assert pure_in_force(records, scope=scope, today=today) == expected
     finally:
         nested.rollback()
+
+
+FAMILY = str(ConsentScope.family_involvement)
+HOUR, DAY = timedelta(hours=1), timedelta(days=1)
+GENERIC = load_profile("generic")
+SOCIAL = GENERIC.rules_for(ConferenceType.social_network)
+SECURITY = GENERIC.rules_for(ConferenceType.security)
+STEPS = [
+    Phase.consent,
+    Phase.stakeholders,
+    Phase.invitation,
+    Phase.information,
+    Phase.family_only,
+    Phase.decision,
+    Phase.release,
+]
+
+
+def test_family_involvement_is_needed_up_to_the_family_only_phase(
+    session: Session, case: Case, recorder: int
+) -> None:
+    consent(session, case, recorder, ConsentDecision.granted)
+    consent(session, case, recorder, ConsentDecision.granted, scope=FAMILY)
+    consent(session, case, recorder, ConsentDecision.withdrawn, scope=FAMILY, at=NOW + HOUR)
+    records = ledger(session, case_id=case.id)  # type: ignore[arg-type]
+    missing = {phase: missing_consent(SOCIAL, phase, records, TODAY) for phase in STEPS}
+    assert missing == {
+        Phase.consent: [ConsentScope.family_involvement],
+        Phase.stakeholders: [ConsentScope.family_involvement],
+        Phase.invitation: [ConsentScope.family_involvement],
+        Phase.information: [ConsentScope.family_involvement],
+        Phase.family_only: [ConsentScope.family_involvement],
+        Phase.decision: [],
+        Phase.release: [],
+    }
+
+
+def test_an_expired_conference_consent_stops_every_step_and_security_needs_none(
+    session: Session, case: Case, recorder: int
+) -> None:
+    consent(session, case, recorder, ConsentDecision.granted, expires_on=TODAY + DAY)
+    consent(session, case, recorder, ConsentDecision.granted, scope=FAMILY)
+    records = ledger(session, case_id=case.id)  # type: ignore[arg-type]
+    for phase in STEPS:
+        assert missing_consent(SOCIAL, phase, records, TODAY + DAY) == []
+        assert missing_consent(SOCIAL, phase, records, TODAY + 2 * DAY) == [
+            ConsentScope.social_network_conference
+        ]
+        assert missing_consent(SECURITY, phase, [], TODAY) == []
+    assert missing_consent(SOCIAL, Phase.consent, [], TODAY) == [
+        ConsentScope.social_network_conference,
+        ConsentScope.family_involvement,
+    ]
+
+
+def test_the_flows_gate_reads_the_cases_profile_and_the_committed_ledger(database: str) -> None:
+    """`tasks.consent.missing_consent`, which the flow calls before every step, finds the case's
+    profile and the conference's type itself and reads the ledger as committed."""
+    from models.conference import open_conference
+    from models.database import session_scope
+    from models.vocabulary import ConferenceKind
+    from tasks.consent import missing_consent as gate
+
+    now = datetime.now(UTC)  # the task reads the real clock
+    with session_scope() as session:  # committed: a prefix of its own, so no other test sees it
+        case = refer_case(
+            session,
+            referring_agency="neustart-wien",
+            file_number="GATE-1",
+            stage=Stage.custody,
+            needs=[],
+            profile="generic",
+            acting_representative_code="neustart-wien-1",
+            reference_prefix="GATE",
+            flow_run_id=None,
+            now=now,
+        )
+        social = open_conference(
+            session,
+            case=case,
+            kind=ConferenceKind.first,
+            conference_type=ConferenceType.social_network,
+            starts_at=now + timedelta(days=14),
+            time_zone="Europe/Vienna",
+            location="Room 1",
+            now=now,
+        ).id
+        case_id = case.id
+        rep = representative_by_code(session, "neustart-wien-1")
+        assert case_id is not None and social is not None
+        assert rep is not None and rep.id is not None
+        rep_id = rep.id
+    assert gate.fn(case_id, social, Phase.consent) == [SCOPE, FAMILY]
+    with session_scope() as session:
+        for scope, decision in (
+            (SCOPE, ConsentDecision.granted),
+            (FAMILY, ConsentDecision.refused),
+        ):
+            record_consent(
+                session,
+                case_id=case_id,
+                scope=scope,
+                decision=decision,
+                recorded_by_id=rep_id,
+                expires_on=None,
+                now=now,
+            )
+    assert gate.fn(case_id, social, Phase.family_only) == [FAMILY]
+    assert gate.fn(case_id, social, Phase.decision) == []

@@ -18,7 +18,15 @@ from models.profile import (
     parse_profile,
 )
 from models.settings import PROJECT_ROOT, get_settings
-from models.vocabulary import AgencyKind, ConferenceType, Need, Phase, Stage
+from models.vocabulary import (
+    AgencyKind,
+    Classification,
+    ConferenceType,
+    ConsentScope,
+    Need,
+    Phase,
+    Stage,
+)
 
 PROFILES = PROJECT_ROOT / "config" / "profiles"
 
@@ -192,6 +200,98 @@ def test_load_profile_uses_the_given_folder(tmp_path: Path) -> None:
         ),
         (lambda d: d["stage_rules"][0].update(stage="released"), "stage_rules[0].stage"),
         (lambda d: d["stage_rules"][0].update(reason=" "), "stage_rules[0].reason"),
+        # clearance: restricted outside a security conference, unknown type, kind or level
+        (
+            lambda d: d["clearance"].update(social_network={"police": "restricted"}),
+            "clearance.social_network.police: restricted may only be granted in a security",
+        ),
+        (
+            lambda d: (
+                d["conference_types"].pop("security"),
+                d["core_kinds"].pop("security"),
+            ),
+            "clearance.security: not one of this profile's conference_types",
+        ),
+        (
+            lambda d: d["clearance"]["security"].update(astrologer="shared"),
+            "clearance.security.astrologer",
+        ),
+        (
+            lambda d: d["clearance"]["security"].update(police="secret"),
+            "clearance.security.police",
+        ),
+        # consent scopes: contradictions with consent_required and the phases
+        (
+            lambda d: d["conference_types"]["social_network"].update(consent_scopes=[]),
+            "conference_types.social_network.consent_scopes: consent_required: true needs",
+        ),
+        (
+            lambda d: d["conference_types"]["social_network"].update(consent_required=False),
+            "conference_types.social_network.consent_scopes: contradicts consent_required: false",
+        ),
+        (
+            lambda d: d["conference_types"]["social_network"].update(
+                consent_scopes=["family_involvement"]
+            ),
+            "conference_types.social_network.consent_scopes: social_network_conference is required",
+        ),
+        (
+            lambda d: d["conference_types"]["social_network"].update(
+                consent_scopes=["social_network_conference", "social_network_conference"]
+            ),
+            "conference_types.social_network.consent_scopes[1]: ",
+        ),
+        (
+            lambda d: d["conference_types"]["social_network"].update(
+                phases=["information", "decision"]
+            ),
+            "conference_types.social_network.consent_scopes[1]: family_involvement is needed "
+            "before the family_only phase",
+        ),
+        (
+            lambda d: d["conference_types"]["social_network"].update(
+                consent_scopes=["social_network_conference", "share_with:dsn"]
+            ),
+            "conference_types.social_network.consent_scopes[1]",
+        ),
+        # co-leads and leads by stage
+        (
+            lambda d: d["conference_types"]["social_network"].update(co_lead_kinds=["cso"]),
+            "conference_types.social_network.co_lead_kinds[0]: cso is the preferred lead kind",
+        ),
+        (
+            lambda d: d["conference_types"]["social_network"].update(
+                co_lead_kinds=["municipality", "municipality"]
+            ),
+            "conference_types.social_network.co_lead_kinds[1]: 'municipality' is listed twice",
+        ),
+        (
+            lambda d: d["conference_types"]["security"].update(
+                lead_kinds_by_stage={"closed": ["police"]}
+            ),
+            "conference_types.security.lead_kinds_by_stage.closed: a closed case",
+        ),
+        (
+            lambda d: d["conference_types"]["security"].update(
+                lead_kinds_by_stage={"post_release": []}
+            ),
+            "conference_types.security.lead_kinds_by_stage.post_release: at least one",
+        ),
+        (
+            lambda d: d["conference_types"]["security"].update(
+                lead_kinds_by_stage={"post_release": ["police", "probation", "police"]}
+            ),
+            "conference_types.security.lead_kinds_by_stage.post_release[2]: 'police' is listed",
+        ),
+        (
+            lambda d: d["conference_types"]["security"].update(
+                lead_kinds_by_stage={"released": ["police"]}
+            ),
+            "conference_types.security.lead_kinds_by_stage.released: not a valid key",
+        ),
+        (lambda d: d.update(pre_release_weeks=0), "pre_release_weeks"),
+        (lambda d: d.update(post_release_review_weeks=105), "post_release_review_weeks"),
+        (lambda d: d.update(post_release_review_weeks="13"), "post_release_review_weeks"),
     ],
 )
 def test_broken_profile_is_refused_naming_the_path(change: Any, path: str) -> None:
@@ -213,6 +313,33 @@ def test_contradictions_name_the_field_and_the_reason() -> None:
     data["conference_types"]["social_network"]["client_and_family"] = False
     data["conference_types"]["social_network"]["consent_required"] = False
     assert "family_only phase needs client_and_family" in refusal(data)
+
+
+def test_consent_scopes_default_from_consent_required() -> None:
+    data = generic_data()
+    for rules in data["conference_types"].values():
+        rules.pop("consent_scopes")
+    profile = parse_profile(data, "derived.yaml")
+    social = profile.rules_for(ConferenceType.social_network)
+    assert social.consent_scopes == [ConsentScope.social_network_conference]
+    assert profile.rules_for(ConferenceType.security).consent_scopes == []
+
+
+def test_an_agency_with_several_kinds_gets_the_highest_grant_among_them() -> None:
+    data = generic_data()
+    data["clearance"] = {
+        "security": {"police": "restricted", "cso": "shared", "mentor": "shared"},
+        "social_network": {"cso": "shared"},
+    }
+    profile = parse_profile(data, "grants.yaml")
+    security, social = ConferenceType.security, ConferenceType.social_network
+    assert profile.clearance_for(security, ["cso"]) == Classification.shared
+    assert profile.clearance_for(security, ["cso", "mentor"]) == Classification.shared
+    # probation is not listed: professional, and the agency holds that role too
+    assert profile.clearance_for(security, ["cso", "probation"]) == Classification.professional
+    assert profile.clearance_for(security, ["cso", "police"]) == Classification.restricted
+    assert profile.clearance_for(social, ["police"]) == Classification.professional
+    assert profile.clearance_for(social, []) == Classification.professional
 
 
 def test_file_problems_name_the_file(tmp_path: Path) -> None:

@@ -10,7 +10,16 @@ from models.directory import load_directory
 from models.profile import Profile, export_profile_schema, load_profile
 from models.settings import PROJECT_ROOT
 from models.stakeholders import AgencyView, Selection, propose_participants
-from models.vocabulary import PROFESSIONAL_ROLES, AgencyKind, ConferenceType, Need, Role, Stage
+from models.vocabulary import (
+    PROFESSIONAL_ROLES,
+    AgencyKind,
+    Classification,
+    ConferenceType,
+    ConsentScope,
+    Need,
+    Role,
+    Stage,
+)
 
 PROFILES_DIR = PROJECT_ROOT / "config" / "profiles"
 SCHEMA_FILE = PROJECT_ROOT / "docs" / "profile.schema.json"
@@ -75,8 +84,11 @@ def test_exactly_one_lead_of_a_lead_kind_and_the_core_group(
     rules = profile(name).rules_for(conference_type)
     selection = propose(name, stage, conference_type)
     leads = [p for p in selection.proposals if p.role == Role.lead]
-    assert len(leads) == 1
+    # One lead of a lead kind, plus one co-lead per co-lead kind the lead does not cover.
+    assert len(leads) == 1 + len(rules.co_lead_kinds)
     assert KINDS[leads[0].agency_code] & {str(k) for k in rules.lead_kinds}
+    for co_lead, kind in zip(leads[1:], rules.co_lead_kinds, strict=True):
+        assert kind in KINDS[co_lead.agency_code]
     assert len({p.agency_code for p in selection.proposals}) == len(selection.proposals)
     excluded = {str(k) for k in profile(name).stage_exclusions(stage)}
     core = {str(k) for k in profile(name).core_kinds.get(conference_type, [])}
@@ -96,11 +108,12 @@ def test_post_release_security_conference_leaves_excluded_kinds_out(name: str) -
         assert not KINDS[proposal.agency_code] & excluded, proposal
 
 
-def test_catalonia_police_and_case_manager_are_core_of_both_types() -> None:
+def test_catalonia_prison_unit_and_municipality_co_lead_with_police_and_case_manager() -> None:
     catalonia = profile("catalonia")
     for ctype in (ConferenceType.security, ConferenceType.social_network):
         rules = catalonia.rules_for(ctype)
         assert rules.lead_kinds == [AgencyKind.prison, AgencyKind.municipality]
+        assert rules.co_lead_kinds == [AgencyKind.municipality]
         assert rules.coordinator_kinds == [AgencyKind.municipality]
         assert {AgencyKind.police, AgencyKind.probation} <= set(catalonia.core_kinds[ctype])
         for stage in OPEN_STAGES:
@@ -108,15 +121,49 @@ def test_catalonia_police_and_case_manager_are_core_of_both_types() -> None:
             roles = {p.agency_code: p.role for p in selection.proposals}
             assert roles == {
                 "jva-wien": Role.lead,  # the prison service's unit
-                "magistrat-wien": Role.coordinator,  # the municipality
+                "magistrat-wien": Role.lead,  # the municipality, co-lead
                 "lpd-wien": Role.core,  # police
                 "neustart-wien": Role.core,  # probation: the case manager
             }
+            coordinating = [p.agency_code for p in selection.proposals if p.coordinates]
+            assert coordinating == ["magistrat-wien"]  # the co-lead also coordinates
             assert selection.warnings == []
     assert not catalonia.rules_for(ConferenceType.security).client_and_family
     social = catalonia.rules_for(ConferenceType.social_network)
     assert social.client_and_family and social.consent_required
+    assert social.consent_scopes == [ConsentScope.social_network_conference]
     assert catalonia.review_weeks == 12
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_restricted_goes_to_security_authorities_in_security_conferences_only(name: str) -> None:
+    shipped = profile(name)
+    for kinds in (["security_service"], ["police"], ["prosecution"]):
+        assert shipped.clearance_for(ConferenceType.security, kinds) == Classification.restricted
+        assert (
+            shipped.clearance_for(ConferenceType.social_network, kinds)
+            == Classification.professional
+        )
+    # Neustart (cso and probation) may take part in security conferences: professional only.
+    assert (
+        shipped.clearance_for(ConferenceType.security, ["cso", "probation"])
+        == Classification.professional
+    )
+
+
+@pytest.mark.parametrize("name", ["generic", "austria-neustart"])
+def test_family_only_phase_needs_consent_to_involve_the_family(name: str) -> None:
+    social = profile(name).rules_for(ConferenceType.social_network)
+    assert social.consent_scopes == [
+        ConsentScope.social_network_conference,
+        ConsentScope.family_involvement,
+    ]
+    assert profile(name).rules_for(ConferenceType.security).consent_scopes == []
+
+
+def test_neustart_follow_up_conference_three_months_after_release() -> None:
+    assert profile("austria-neustart").post_release_review_weeks == 13
+    assert profile("generic").post_release_review_weeks is None
 
 
 def test_catalonia_needs_bring_in_the_papers_other_stakeholders() -> None:
