@@ -90,6 +90,24 @@ def print_consent_summary(reference: str, representative: str, reason: str) -> i
     return 0
 
 
+def print_continuity(reference: str) -> int:
+    """Print per agency how often the same person attended this case's conferences."""
+    from models.cases import case_by_reference
+    from models.continuity import continuity, continuity_table
+    from models.errors import Refusal
+
+    try:
+        with session_scope() as session:
+            case = case_by_reference(session, reference)
+            assert case.id is not None
+            text = continuity_table(case.reference, continuity(session, case.id))
+    except Refusal as refusal:
+        print(f"caseconf: refused: {refusal}", file=sys.stderr)
+        return 2
+    print(text, end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deployments", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     summary.add_argument("case_reference")
     summary.add_argument("--representative", required=True, help="your directory code")
     summary.add_argument("--reason", required=True, help="why it is exported (audited)")
+    report = sub.add_parser(
+        "continuity", help="per agency, how often the same person attended a case's conferences"
+    )
+    report.add_argument("case_reference")
     args = parser.parse_args(argv)
     if args.command == "migrate":
         migrate()
@@ -113,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         return load()
     if args.command == "consent-summary":
         return print_consent_summary(args.case_reference, args.representative, args.reason)
+    if args.command == "continuity":
+        return print_continuity(args.case_reference)
     if args.command == "resend":
         return resend()
     if args.command == "recover":

@@ -1,11 +1,121 @@
-"""Participants of a conference: the confirmed selection, and client and family."""
+"""Participants of a conference: the confirmed selection, who represents each agency, and client
+and family.
 
-from sqlmodel import Session, select
+Personnel continuity: an agency's "last representative" in a case is the person named for it at
+the most recent earlier conference of the case where it had someone named. Naming someone else
+is a substitution (`Participant.is_substitute`); naming nobody leaves the choice to the agency.
+"""
 
-from models.errors import Refusal
+from collections.abc import Collection, Mapping, Sequence
+
+from sqlmodel import Session, col, select
+
+from models.errors import Problem, Refusal
 from models.stakeholders import Proposal
-from models.tables import Agency, Conference, Participant
+from models.tables import Agency, Conference, Participant, Representative
 from models.vocabulary import Phase, Role
+
+
+def last_representatives(session: Session, *, case_id: int, before_cycle: int) -> dict[str, str]:
+    """Agency code -> the code of its last named representative in this case's earlier cycles."""
+    rows = session.exec(
+        select(Agency.code, Representative.code)
+        .join(Participant, col(Participant.agency_id) == col(Agency.id))
+        .join(Representative, col(Representative.id) == col(Participant.representative_id))
+        .join(Conference, col(Conference.id) == col(Participant.conference_id))
+        .where(Conference.case_id == case_id, col(Conference.cycle) < before_cycle)
+        .order_by(col(Conference.cycle).desc(), col(Participant.id).desc())
+    ).all()
+    last: dict[str, str] = {}
+    for agency, representative in rows:
+        last.setdefault(agency, representative)
+    return last
+
+
+def proposed_representatives(
+    session: Session, *, agencies: Sequence[str], last: Mapping[str, str]
+) -> list[dict[str, str | None]]:
+    """One entry per agency: last time's representative if still active for it, else none."""
+    active = {
+        rep.code: agency
+        for rep, agency in session.exec(
+            select(Representative, Agency.code)
+            .join(Agency, col(Agency.id) == col(Representative.agency_id))
+            .where(col(Representative.active))
+        )
+    }
+    proposed: list[dict[str, str | None]] = []
+    for code in agencies:
+        rep = last.get(code)
+        still = rep is not None and active.get(rep) == code
+        proposed.append({"agency": code, "representative": rep if still else None})
+    return proposed
+
+
+def named_representatives(
+    session: Session,
+    *,
+    entries: Sequence[tuple[str, str | None]],
+    participating: Collection[str],
+    left_out: Collection[str] = (),
+    field: str = "representatives",
+) -> dict[str, Representative]:
+    """Agency code -> the representative named for it; all or nothing.
+
+    Entries for agencies in `left_out` (removed from the list) are ignored. Raises Refusal for
+    an agency not participating or named twice, or a representative who is not an active
+    representative of that agency (the typed value is never repeated).
+    """
+    problems: list[Problem] = []
+    named: dict[str, Representative] = {}
+    seen: dict[str, int] = {}
+    for i, (agency, code) in enumerate(entries):
+        here = f"{field}[{i}]"
+        if agency in seen:
+            problems.append(
+                Problem(
+                    f"{here}.agency", f"this agency is listed already at {field}[{seen[agency]}]"
+                )
+            )
+            continue
+        seen[agency] = i
+        if agency in left_out and agency not in participating:
+            continue
+        if agency not in participating:
+            problems.append(
+                Problem(f"{here}.agency", "not an agency of this conference's confirmed list")
+            )
+            continue
+        if not code:
+            continue
+        rep = session.exec(
+            select(Representative)
+            .join(Agency, col(Agency.id) == col(Representative.agency_id))
+            .where(Representative.code == code, Agency.code == agency)
+        ).first()
+        if rep is None or not rep.active:
+            problems.append(
+                Problem(
+                    f"{here}.representative",
+                    f"not an active representative of agency '{agency}' in the directory",
+                )
+            )
+            continue
+        named[agency] = rep
+    if problems:
+        raise Refusal(*problems)
+    return named
+
+
+def substitutions(
+    named: Mapping[str, Representative], last: Mapping[str, str]
+) -> dict[str, tuple[str, str]]:
+    """Agency code -> (last time's representative, this time's), where the person changed."""
+    return {
+        agency: (last[agency], rep.code)
+        for agency, rep in named.items()
+        if agency in last and last[agency] != rep.code
+    }
 
 
 def record_participants(
@@ -16,9 +126,14 @@ def record_participants(
     client_and_family: bool,
     family_involved: bool,
     intermediary_code: str | None,
+    representatives: Mapping[str, Representative] | None = None,
+    last: Mapping[str, str] | None = None,
 ) -> list[int]:
-    """Store who takes part and why; client and family are reached through an intermediary."""
+    """Store who takes part, why and who represents each agency (a substitute if not last
+    time's representative); client and family are reached through an intermediary."""
     agencies = {a.code: a for a in session.exec(select(Agency))}
+    named = dict(representatives or {})
+    substitutes = substitutions(named, last or {})
     ids: list[int] = []
 
     def add(participant: Participant) -> None:
@@ -34,6 +149,10 @@ def record_participants(
                 role=proposal.role,
                 rule=proposal.rule[:300],
                 override_reason=proposal.override_reason,
+                representative_id=named[proposal.agency_code].id
+                if proposal.agency_code in named
+                else None,
+                is_substitute=proposal.agency_code in substitutes,
             )
         )
     if client_and_family:

@@ -6,11 +6,16 @@ coordinator's additions and removals. Both are pure: the caller stores the resul
 Choices made here:
 - One agency per kind: a kind already covered by a chosen agency is not filled again (Neustart,
   a cso and probation, covers both), otherwise the first active agency in directory order is taken.
+- With the case's area, agencies of that area come first, then those without an area (national),
+  then the others (with a warning); directory order decides within each group.
 - An agency is excluded at a stage if any of its kinds is excluded there (hard or default).
-- The lead coordinates when it has the first coordinator kind available (or the profile names
-  none): then there is one Proposal with role `lead` whose rule says it also coordinates;
-  `coordinator_code` finds the coordinating agency either way.
-- The core group, counted against `core_cap`, is the lead, the coordinator and the core agencies.
+- The lead is the agency chosen at a transfer if it may lead at this stage, else the first of the
+  stage's lead kinds (`lead_kinds_by_stage`, else `lead_kinds`). Each co-lead kind not already
+  covered by a lead adds one agency in role `lead`; `Selection.lead` is the first.
+- A lead (first or co-lead) coordinates when it has the first coordinator kind available (or the
+  profile names none): its rule says it also coordinates and `coordinates` is set; otherwise a
+  separate agency has role `coordinator`. `coordinator_code` finds the coordinating agency.
+- The core group, counted against `core_cap`, is the leads, the coordinator and the core agencies.
 - Client and family are not agencies and are never proposed here.
 """
 
@@ -43,6 +48,7 @@ class Proposal:
     role: Role
     rule: str
     override_reason: str | None = None  # the coordinator's reason, for Participant.override_reason
+    coordinates: bool = False  # a lead that also coordinates
 
 
 @dataclass(frozen=True)
@@ -52,10 +58,13 @@ class AgencyView:
     code: str
     kinds: frozenset[str]
     active: bool = True
+    area: str | None = None  # None: national, serves every area
 
     @classmethod
     def of(cls, agency: Agency) -> "AgencyView":
-        return cls(code=agency.code, kinds=frozenset(agency.kinds), active=agency.active)
+        return cls(
+            code=agency.code, kinds=frozenset(agency.kinds), active=agency.active, area=agency.area
+        )
 
 
 @dataclass(frozen=True)
@@ -67,16 +76,18 @@ class Selection:
 
     @property
     def lead(self) -> Proposal:
+        """The first lead (co-leads follow it in role `lead`)."""
         return next(p for p in self.proposals if p.role == Role.lead)
 
 
 def coordinator_code(proposals: list[Proposal]) -> str | None:
-    """The coordinating agency: the coordinator if there is one, else the lead."""
-    for role in (Role.coordinator, Role.lead):
-        for proposal in proposals:
-            if proposal.role == role:
-                return proposal.agency_code
-    return None
+    """The coordinating agency: the coordinator, else the lead that coordinates, else the lead."""
+    found = (
+        [p for p in proposals if p.role == Role.coordinator]
+        + [p for p in proposals if p.role == Role.lead and p.coordinates]
+        + [p for p in proposals if p.role == Role.lead]
+    )
+    return found[0].agency_code if found else None
 
 
 def _exclusion(profile: Profile, stage: Stage, agency: AgencyView) -> tuple[int, StageRule] | None:
@@ -94,6 +105,38 @@ def _kinds(kinds: list[AgencyKind]) -> str:
     return ", ".join(str(k) for k in kinds)
 
 
+def _area_rank(agency: AgencyView, area: str) -> int:
+    """0: the case's area, 1: national (no area), 2: another area."""
+    if agency.area == area:
+        return 0
+    return 1 if agency.area is None else 2
+
+
+def _transfer_lead(
+    code: str,
+    *,
+    profile: Profile,
+    agencies: list[AgencyView],
+    stage: Stage,
+    lead_kinds: list[AgencyKind],
+    where: str,
+) -> tuple[AgencyView, AgencyKind] | str:
+    """The agency chosen at a transfer and its lead kind, or why it may not lead here."""
+    agency = next((a for a in agencies if a.code == code), None)
+    if agency is None:
+        return "is not in the directory"
+    if not agency.active:
+        return "is inactive in the directory"
+    excluded = _exclusion(profile, stage, agency)
+    if excluded is not None:
+        index, rule = excluded
+        return f"is excluded at stage {stage} (stage_rules[{index}]: {rule.reason})"
+    kind = next((k for k in lead_kinds if k in agency.kinds), None)
+    if kind is None:
+        return f"is of no kind that may lead {where} at stage {stage} ({_kinds(lead_kinds)})"
+    return agency, kind
+
+
 def propose_participants(
     *,
     profile: Profile,
@@ -101,11 +144,14 @@ def propose_participants(
     stage: Stage,
     conference_type: ConferenceType,
     needs: list[Need],
+    area: str | None = None,
+    preferred_lead: str | None = None,
 ) -> Selection:
-    """Propose exactly one lead, a coordinator, the core group and an agency for each need.
+    """Propose the lead (and co-leads), a coordinator, the core group and an agency per need.
 
-    Raises Refusal if the profile has no rules for the conference type, the case is closed,
-    or no active agency may lead at this stage.
+    `area` is the case's area (agencies of it are preferred); `preferred_lead` the code of the
+    agency a transfer made the lead. Raises Refusal if the profile has no rules for the
+    conference type, the case is closed, or no active agency may lead at this stage.
     """
     if stage == Stage.closed:
         raise Refusal.of("stage", "no conference is held for a closed case")
@@ -117,6 +163,8 @@ def propose_participants(
     rules = profile.rules_for(conference_type)
     where = f"{conference_type} conferences in profile {profile.name}"
     eligible = [a for a in agencies if a.active and _exclusion(profile, stage, a) is None]
+    if area is not None:
+        eligible.sort(key=lambda a: _area_rank(a, area))  # stable: directory order within a rank
     chosen: dict[str, Proposal] = {}
     warnings: list[str] = []
 
@@ -126,40 +174,93 @@ def propose_participants(
     def covered(kind: AgencyKind) -> bool:
         return any(kind in a.kinds for a in eligible if a.code in chosen)
 
-    lead = lead_kind = None
-    for kind in rules.lead_kinds:
-        lead = first_of(kind)
-        if lead is not None:
-            lead_kind = kind
-            break
-    if lead is None:
-        raise Refusal.of(
-            "lead",
-            f"no active agency of kind {_kinds(rules.lead_kinds)} may lead {where} "
-            f"at stage {stage}",
-        )
-    lead_rule = f"lead of {where} ({lead_kind})"
+    def taken(agency: AgencyView, purpose: str) -> AgencyView:
+        if area is not None and agency.area not in (None, area):
+            warnings.append(
+                f"{purpose}: '{agency.code}' of area {agency.area} is proposed; no agency of "
+                f"area {area} or without an area is available"
+            )
+        return agency
 
-    coordinator = coordinator_kind = None
+    stage_kinds = rules.lead_kinds_by_stage.get(stage)
+    lead_kinds = stage_kinds or rules.lead_kinds
+    lead = lead_kind = None
+    lead_rule = ""
+    if preferred_lead is not None:
+        found = _transfer_lead(
+            preferred_lead,
+            profile=profile,
+            agencies=agencies,
+            stage=stage,
+            lead_kinds=lead_kinds,
+            where=where,
+        )
+        if isinstance(found, str):
+            warnings.append(
+                f"the lead chosen at the transfer, agency {_named(preferred_lead)}, {found}: "
+                "the profile's rule chooses the lead"
+            )
+        else:
+            lead, lead_kind = found
+            lead_rule = (
+                f"lead by transfer (agency chosen by the coordinator; {lead_kind} may lead "
+                f"{where}{f' at {stage}' if stage_kinds else ''})"
+            )
+    if lead is None:
+        for kind in lead_kinds:
+            lead = first_of(kind)
+            if lead is not None:
+                lead_kind = kind
+                break
+        if lead is None:
+            raise Refusal.of(
+                "lead",
+                f"no active agency of kind {_kinds(lead_kinds)} may lead {where} at stage {stage}",
+            )
+        taken(lead, "lead")
+        at_stage = f" at {stage}" if stage_kinds else ""
+        lead_rule = f"lead{at_stage} of {where} ({lead_kind})"
+
+    leads = [lead]
+    lead_rules = {lead.code: lead_rule}
+    for kind in rules.co_lead_kinds:
+        if any(kind in a.kinds for a in leads):
+            continue
+        co_lead = first_of(kind)
+        if co_lead is None:
+            warnings.append(f"co-lead: no active agency of kind {kind} may lead at stage {stage}")
+            continue
+        leads.append(taken(co_lead, "co-lead"))
+        lead_rules[co_lead.code] = f"co-lead of {where} ({kind})"
+
+    coordinator = coordinator_kind = coordinating = None
     for kind in rules.coordinator_kinds:
-        coordinator = lead if kind in lead.kinds else first_of(kind)
+        coordinator = next((a for a in leads if kind in a.kinds), None) or first_of(kind)
         if coordinator is not None:
             coordinator_kind = kind
             break
-    if coordinator is None or coordinator.code == lead.code:
+    if coordinator is None or coordinator in leads:
+        coordinating = coordinator or lead
         if not rules.coordinator_kinds:
-            lead_rule += "; also coordinates (the profile names no coordinator kind)"
+            note = "the profile names no coordinator kind"
         elif coordinator is None:
-            lead_rule += "; also coordinates (no agency of a coordinator kind available)"
+            note = "no agency of a coordinator kind available"
             warnings.append(
                 f"no active agency of kind {_kinds(rules.coordinator_kinds)} may coordinate "
                 f"at stage {stage}: the lead coordinates"
             )
         else:
-            lead_rule += f"; also coordinates ({coordinator_kind})"
-        chosen[lead.code] = Proposal(lead.code, Role.lead, lead_rule)
-    else:
-        chosen[lead.code] = Proposal(lead.code, Role.lead, lead_rule)
+            note = str(coordinator_kind)
+        lead_rules[coordinating.code] += f"; also coordinates ({note})"
+    for head in leads:
+        chosen[head.code] = Proposal(
+            head.code,
+            Role.lead,
+            lead_rules[head.code],
+            coordinates=coordinating is not None and head.code == coordinating.code,
+        )
+    if coordinator is not None and coordinator not in leads:
+        taken(coordinator, "coordinator")
         chosen[coordinator.code] = Proposal(
             coordinator.code, Role.coordinator, f"coordinator of {where} ({coordinator_kind})"
         )
@@ -172,6 +273,7 @@ def propose_participants(
             if not any(kind in a.kinds for a in agencies if a.active):
                 warnings.append(f"core group: no active agency of kind {kind} in the directory")
             continue
+        taken(agency, f"core group ({kind})")
         chosen[agency.code] = Proposal(agency.code, Role.core, f"core group of {where} ({kind})")
 
     core_group = len(chosen)
@@ -196,6 +298,7 @@ def propose_participants(
                         f"need {need}: no active agency of kind {kind} in the directory"
                     )
                 continue
+            taken(agency, f"need {need} ({kind})")
             chosen[agency.code] = Proposal(
                 agency.code, Role.case_dependent, f"need {need} in profile {profile.name} ({kind})"
             )
@@ -221,8 +324,8 @@ def apply_changes(
 ) -> list[Proposal]:
     """Add agencies (role case_dependent) and remove others, for a reason; all or nothing.
 
-    Raises Refusal naming each problem: no reason; an unknown or inactive agency; removing the
-    lead or the coordinator; adding an agency a hard stage rule excludes. An agency a default
+    Raises Refusal naming each problem: no reason; an unknown or inactive agency; removing a
+    lead (co-leads too) or the coordinator; adding an agency a hard stage rule excludes. An agency a default
     stage rule excludes may be added: its rule records the override. The caller records the
     removals and their reason (the returned list no longer holds them).
     """
@@ -238,6 +341,7 @@ def apply_changes(
     directory = {a.code: a for a in agencies}
     on_list = {p.agency_code: p for p in selection}
     coordinator = coordinator_code(selection)
+    first_lead = next((p.agency_code for p in selection if p.role == Role.lead), None)
     added: list[Proposal] = []
     seen: set[str] = set()
     for i, code in enumerate(add):
@@ -294,7 +398,8 @@ def apply_changes(
         elif code in removed:
             problems.append(Problem(here, f"agency '{code}' is listed twice"))
         elif proposal.role == Role.lead:
-            problems.append(Problem(here, f"the lead cannot be removed ({proposal.rule})"))
+            which = "the lead" if code == first_lead else "a co-lead"
+            problems.append(Problem(here, f"{which} cannot be removed ({proposal.rule})"))
         elif code == coordinator:
             problems.append(Problem(here, f"the coordinator cannot be removed ({proposal.rule})"))
         removed.add(code)

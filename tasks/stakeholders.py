@@ -1,14 +1,22 @@
 """Stakeholder selection: propose by the profile's rules, explained; confirm with the coordinator."""
 
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 from sqlmodel import Session, select
 
 from flows.forms import Stakeholders
 from models import cases, consent
 from models.audit import audit
 from models.conference import get_conference
+from models.continuity import continuity, continuity_table
 from models.database import session_scope
-from models.participants import record_participants
+from models.participants import (
+    last_representatives,
+    named_representatives,
+    proposed_representatives,
+    record_participants,
+    substitutions,
+)
 from models.profile import Profile, load_profile
 from models.stakeholders import (
     AgencyView,
@@ -26,13 +34,17 @@ def _selection(
     session: Session, case: Case, conference: Conference
 ) -> tuple[Profile, list[AgencyView], Selection]:
     profile = load_profile(case.profile)
-    agencies = [AgencyView.of(a) for a in session.exec(select(Agency))]
+    rows = list(session.exec(select(Agency)))
+    agencies = [AgencyView.of(a) for a in rows]
+    lead = next((a.code for a in rows if a.id == case.lead_agency_id), None)  # after a transfer
     selection = propose_participants(
         profile=profile,
         agencies=agencies,
         stage=Stage(case.stage),
         conference_type=ConferenceType(conference.conference_type),
         needs=[Need(n) for n in case.needs],
+        area=case.area,
+        preferred_lead=lead,
     )
     return profile, agencies, selection
 
@@ -49,8 +61,11 @@ def default_intermediary(case: Case, selection: Selection, agencies: list[Agency
 
 
 @task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
-def describe_proposal(case_id: int, conference_id: int) -> tuple[str, str]:
-    """The proposal as a Markdown table with the rule for each, and the default intermediary."""
+def describe_proposal(
+    case_id: int, conference_id: int
+) -> tuple[str, str, list[dict[str, str | None]]]:
+    """The proposal as a Markdown table with the rule for each, the default intermediary, and
+    who represents each agency (last time's representative, by code, else none)."""
     with session_scope() as session:
         case = cases.get_case(session, case_id)
         conference = get_conference(session, conference_id)
@@ -66,7 +81,11 @@ def describe_proposal(case_id: int, conference_id: int) -> tuple[str, str]:
                 "\n\nThe client and family are invited too, by hand, through the intermediary "
                 "agency named below."
             )
-        return text, default_intermediary(case, selection, agencies)
+        last = last_representatives(session, case_id=case_id, before_cycle=conference.cycle)
+        representatives = proposed_representatives(
+            session, agencies=[p.agency_code for p in selection.proposals], last=last
+        )
+        return text, default_intermediary(case, selection, agencies), representatives
 
 
 @task(**DATABASE_RETRIES)
@@ -90,6 +109,13 @@ def confirm_participants(
             agencies=agencies,
             stage=Stage(case.stage),
         )
+        last = last_representatives(session, case_id=case_id, before_cycle=conference.cycle)
+        named = named_representatives(
+            session,
+            entries=[(e.agency, e.representative) for e in answer.representatives],
+            participating={p.agency_code for p in confirmed},
+            left_out=answer.remove,
+        )
         rules = profile.rules_for(ConferenceType(conference.conference_type))
         family_involved = rules.client_and_family and consent.consent_in_force(
             session, case_id=case_id, scope=ConsentScope.family_involvement, today=at.date()
@@ -102,7 +128,18 @@ def confirm_participants(
             family_involved=family_involved,
             intermediary_code=answer.intermediary
             or default_intermediary(case, selection, agencies),
+            representatives=named,
+            last=last,
         )
+        for agency, (before, after) in sorted(substitutions(named, last).items()):
+            audit(
+                session,
+                action="participants.substitution",
+                case_id=case_id,
+                actor_id=rep.id,
+                at=at,
+                detail=f"{agency}: {after} attends instead of {before}",
+            )
         if answer.add or answer.remove:
             audit(
                 session,
@@ -118,3 +155,15 @@ def confirm_participants(
         return {"participant_ids": participant_ids}
 
     return apply_once(step_key=step_key, case_id=case_id, attempt=attempt, write=write)
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def publish_continuity(case_id: int, reference: str) -> None:
+    """The personnel-continuity report as an artifact: agency codes and numbers, no person."""
+    with session_scope() as session:
+        text = continuity_table(reference, continuity(session, case_id))
+    create_markdown_artifact(
+        key=f"continuity-{reference.lower()}",
+        markdown=text,
+        description="caseconf: personnel continuity per agency",
+    )
