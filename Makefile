@@ -24,7 +24,7 @@ help:
 	@echo "make format   ruff format, ruff check --fix"
 	@echo "make migrate  bring caseconf's database to the newest revision"
 	@echo "make load     load the demo profile(s) and agency directory"
-	@echo "make bench    run bench/ (python -m bench)"
+	@echo "make bench    run bench/: invitations, history (BENCH_ARGS=\"history --rounds 3\" for one)"
 	@echo "make clean    remove var/ and caches (keeps .venv)"
 
 # --- environment -------------------------------------------------------------
@@ -77,7 +77,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	@if [ -f bench/__main__.py ]; then \
-	  $(BIN)/python -m bench; \
+	  $(BIN)/python -m bench $(BENCH_ARGS); \
 	else \
 	  echo "bench: nothing to run yet (bench/__main__.py does not exist)"; \
 	fi

@@ -1,11 +1,28 @@
-"""Run every bench: `python -m bench`."""
+"""Run the benches: `python -m bench` (all), or `python -m bench NAME [options]` (one)."""
 
-from bench import invitations
+import sys
+
+from bench import history, invitations
+
+BENCHES = ("invitations", "history")
 
 
-def main() -> None:
-    """Run the benches one after the other and print their reports."""
-    invitations.main()
+def main(argv: list[str] | None = None) -> None:
+    """Run the named bench (its options after the name), or every bench with its defaults."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in BENCHES:
+        chosen = [args.pop(0)]
+    elif args:
+        raise SystemExit(f"usage: python -m bench [{'|'.join(BENCHES)} [options]]")
+    else:
+        chosen = list(BENCHES)
+    for name in chosen:
+        if name == "invitations":
+            if args:
+                raise SystemExit("bench invitations takes no options")
+            invitations.main()
+        else:
+            history.main(args)
 
 
 if __name__ == "__main__":
