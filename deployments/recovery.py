@@ -1,4 +1,5 @@
-"""Bring back every open case whose run a stop of the serving process cancelled or crashed."""
+"""Bring back every open case whose run a stop of the serving process cancelled or crashed, and
+bring the record in line with runs cancelled outside caseconf."""
 
 import logging
 from typing import cast
@@ -7,19 +8,19 @@ from uuid import UUID
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
-from sqlmodel import select
+from sqlmodel import col, select
 
 from models.database import session_scope
 from models.tables import Case
 from models.vocabulary import CaseStatus, Phase
 from tasks.release import REVIEW_DEPLOYMENT
+from tasks.reviews import RUNNER_SHUTDOWN, reconcile_reviews
 from tasks.runs import case_tags, run_name
 from tasks.steps import forget_inputs
 
-logger = logging.getLogger("caseconf.recovery")
+__all__ = ["RUNNER_SHUTDOWN", "cut_off", "reconcile_reviews", "recover_cases"]
 
-# What Prefect's runner writes when `serve` stops and cancels its in-flight runs.
-RUNNER_SHUTDOWN = "Runner is shutting down"
+logger = logging.getLogger("caseconf.recovery")
 
 
 def cut_off(state_type: StateType | None, message: str | None) -> bool:
@@ -36,7 +37,8 @@ def recover_cases() -> list[str]:
             (c.reference, c.cycle, c.stage, c.conference_type, c.current_flow_run_id)
             for c in session.exec(
                 select(Case).where(
-                    Case.status == CaseStatus.open, Case.phase != Phase.review_scheduled
+                    Case.status == CaseStatus.open,
+                    col(Case.phase).not_in([Phase.review_scheduled, Phase.review_cancelled]),
                 )
             )
             if c.current_flow_run_id
@@ -47,14 +49,7 @@ def recover_cases() -> list[str]:
             run = client.read_flow_run(UUID(run_id))
             state = run.state
             if state is None or not cut_off(state.type, state.message):
-                if state is not None and state.type == StateType.CANCELLED:
-                    logger.warning(
-                        "%s: its run was cancelled by hand; start case-review/review for cycle %d "
-                        "to go on, or close the case.",
-                        reference,
-                        cycle,
-                    )
-                continue
+                continue  # a run cancelled by hand: reconcile_reviews records it
             new_run = cast(
                 FlowRun,
                 run_deployment(

@@ -6,12 +6,14 @@ from typing import cast
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
-from deployments.recovery import recover_cases
+from deployments.recovery import reconcile_reviews, recover_cases
 from flows.close import case_close
 from flows.coordination import record_handover, reschedule_conference, withdraw_consent_flow
 from flows.lifecycle import case_lifecycle
 from flows.notifications import notifications_sweep
 from flows.review import case_review
+from flows.review_plan import change_review_plan
+from flows.stage import move_stage, transfer_case
 from models.settings import get_settings
 
 
@@ -49,6 +51,23 @@ def deployments() -> list[RunnerDeployment]:
             description="Record that the client withdrew consent (no reason is asked).",
             tags=["caseconf"],
         ),
+        move_stage.to_deployment(
+            name="move",
+            description="Move a case along the continuum (release date, release, recall, ...); "
+            "a pre-release or follow-up conference replaces the scheduled review by the profile.",
+            tags=["caseconf"],
+        ),
+        transfer_case.to_deployment(
+            name="transfer",
+            description="Hand a case to another area or lead agency; its stage and history stay.",
+            tags=["caseconf"],
+        ),
+        change_review_plan.to_deployment(
+            name="change",
+            description="Move a case's scheduled review to a new date, or cancel it (the UI cannot "
+            "move a scheduled run); a move after a cancellation schedules one again.",
+            tags=["caseconf"],
+        ),
         notifications_sweep.to_deployment(
             name="sweep",
             description="Queue and send reminders, due and overdue notices and review notices.",
@@ -62,6 +81,8 @@ def deployments() -> list[RunnerDeployment]:
 def main() -> None:
     settings = get_settings()
     recover_cases()
+    # Nothing else runs yet: a run cancelled by hand needs no time to settle.
+    reconcile_reviews(settle=timedelta(0))
     serve(*deployments(), pause_on_shutdown=False, limit=settings.serve_limit)
 
 

@@ -5,6 +5,7 @@ from prefect import flow
 from flows.forms import ConsentWithdrawal, Handover, Reschedule
 from flows.notifications import deliver_messages
 from tasks.coordination import handover, reschedule, withdraw_consent
+from tasks.runs import restart_waiting_run
 
 
 @flow(name="case-conference", persist_result=True)
@@ -24,8 +25,11 @@ def record_handover(record: Handover) -> str:
 
 @flow(name="case-consent", persist_result=True)
 def withdraw_consent_flow(withdrawal: ConsentWithdrawal) -> str:
-    """Record a withdrawal of the client's consent; the social-network track stops at its next
-    step, and the professionals are told without a reason."""
-    case_id = withdraw_consent(withdrawal)
+    """Record a withdrawal of the client's consent and stop the social-network track at once:
+    a run waiting for a form is replaced by one that asks what follows. The professionals are
+    told without a reason."""
+    case_id, stop = withdraw_consent(withdrawal)
+    if stop:
+        restart_waiting_run(case_id, "consent withdrawn: the social-network track stops")
     deliver_messages(case_id, withdrawal.case_reference)
     return "withdrawn"

@@ -1,6 +1,6 @@
 """One conference cycle of a case, from preparation to the scheduled review; flows only coordinate."""
 
-from datetime import date, datetime
+from datetime import date
 
 from prefect import get_run_logger
 from prefect.runtime import flow_run
@@ -20,7 +20,6 @@ from flows.steps import ask
 from models.cases import CaseView
 from models.conference import ConferenceView
 from models.profile import Profile, load_profile
-from models.review import default_review_date
 from models.vocabulary import ConferenceType, Phase
 from tasks.conference import (
     conference_view,
@@ -32,12 +31,13 @@ from tasks.conference import (
     record_information,
     review_actions,
 )
-from tasks.consent import after_refusal, consent_in_force, record_consent
+from tasks.consent import after_refusal, missing_consent, record_consent
 from tasks.invitations import invite
 from tasks.referral import case_view, conference_defaults
 from tasks.release import release_decision, schedule_review
 from tasks.runs import label_run, register_run
-from tasks.stakeholders import confirm_participants, describe_proposal
+from tasks.stages import next_conference_default
+from tasks.stakeholders import confirm_participants, describe_proposal, publish_continuity
 
 
 def step_key(case: CaseView, step: str) -> str:
@@ -79,7 +79,9 @@ def run_cycle(case_id: int) -> str:
     conference_id = int(prepared["conference_id"])
     conference = conference_view(conference_id)
 
-    if _needs_consent(profile, conference) and not consent_in_force(case_id):
+    if _needs_consent(profile, conference) and missing_consent(
+        case_id, conference_id, Phase.consent
+    ):
         key = step_key(case, "consent")
         ask(
             step_key=key,
@@ -92,28 +94,31 @@ def run_cycle(case_id: int) -> str:
             ),
             apply=lambda answer, attempt: record_consent(key, attempt, case_id, answer),
         )
-    if not _consent_holds(case, case_id, conference_id, profile):
+    if not _consent_holds(case, case_id, conference_id, profile, Phase.stakeholders):
         return "closed"
     conference = conference_view(conference_id)
 
     label_run(run_id, case.reference, case.cycle, case.stage, conference.conference_type)
-    proposal, intermediary = describe_proposal(case_id, conference_id)
+    proposal, intermediary, representatives = describe_proposal(case_id, conference_id)
     key = step_key(case, "stakeholders")
     ask(
         step_key=key,
         form=Stakeholders,
         description=(
             f"### {case.reference}: who takes part\n"
-            "Proposed by the profile's rules (one lead, the core group, and agencies for the "
-            "case's needs). Confirm, or add and remove agencies with a reason; the lead cannot "
-            "be removed. Invitations go out when you submit.\n\n" + proposal
+            "Proposed by the profile's rules (the lead and any co-leads, the core group, and "
+            "agencies for the "
+            "case's needs). Confirm, or add and remove agencies with a reason; no lead can "
+            "be removed. Under *representatives*, who attended for an agency last time is "
+            "proposed again; name someone else to record a substitute, or leave it empty for "
+            "the agency to decide. Invitations go out when you submit.\n\n" + proposal
         ),
         apply=lambda answer, attempt: confirm_participants(
             key, attempt, case_id, conference_id, answer
         ),
-        defaults={"intermediary": intermediary},
+        defaults={"intermediary": intermediary, "representatives": representatives},
     )
-    if not _consent_holds(case, case_id, conference_id, profile):
+    if not _consent_holds(case, case_id, conference_id, profile, Phase.invitation):
         return "closed"
     invite(case_id, conference_id)
     deliver_messages(case_id, case.reference)
@@ -123,7 +128,7 @@ def run_cycle(case_id: int) -> str:
         conference = conference_view(conference_id)
         if phase not in profile.rules_for(conference.conference_type).phases:
             continue
-        if not _consent_holds(case, case_id, conference_id, profile):
+        if not _consent_holds(case, case_id, conference_id, profile, phase):
             return "closed"
         conference = conference_view(conference_id)
         if phase not in profile.rules_for(conference.conference_type).phases:
@@ -135,26 +140,32 @@ def run_cycle(case_id: int) -> str:
         elif phase == Phase.family_only:
             _family_only(case, case_id, conference_id)
         else:
-            review_on = _decision(case, case_id, conference_id, profile.review_weeks)
+            review_on = _decision(case, case_id, conference_id)
     assert review_on is not None, "every conference type has a decision phase"
-    if not _consent_holds(case, case_id, conference_id, profile):
+    if not _consent_holds(case, case_id, conference_id, profile, Phase.release):
         return "closed"
     release_decision(case_id, conference_id)
     deliver_messages(case_id, case.reference)
+    publish_continuity(case_id, case.reference)
     run = schedule_review(case_id, conference_id, review_on)
     get_run_logger().info("%s: review scheduled as flow run %s.", case.reference, run)
     return "review_scheduled"
 
 
 def _needs_consent(profile: Profile, conference: ConferenceView) -> bool:
-    return profile.rules_for(conference.conference_type).consent_required
+    return bool(profile.rules_for(conference.conference_type).consent_scopes)
 
 
-def _consent_holds(case: CaseView, case_id: int, conference_id: int, profile: Profile) -> bool:
-    """Before every step of a type that needs consent: checked never from cache, so a replay
-    weeks later sees a withdrawal or an expiry. Without it the track stops: go on as a security
-    conference (True) or close the case (False)."""
-    if not _needs_consent(profile, conference_view(conference_id)) or consent_in_force(case_id):
+def _consent_holds(
+    case: CaseView, case_id: int, conference_id: int, profile: Profile, phase: Phase
+) -> bool:
+    """Before every step of a type that needs consent: every scope the type needs before
+    `phase` (models.consent.missing_consent), checked never from cache, so a replay weeks later
+    sees a withdrawal or an expiry. Without it the track stops: go on as a security conference
+    (True) or close the case (False)."""
+    if not _needs_consent(profile, conference_view(conference_id)):
+        return True
+    if not missing_consent(case_id, conference_id, phase):
         return True
     return _after_consent_stopped(case, case_id, conference_id)
 
@@ -226,8 +237,9 @@ def _information(case: CaseView, case_id: int, conference_id: int) -> None:
     )
 
 
-def _decision(case: CaseView, case_id: int, conference_id: int, review_weeks: int) -> date:
+def _decision(case: CaseView, case_id: int, conference_id: int) -> date:
     conference = conference_view(conference_id)
+    next_on, rule = next_conference_default(case_id, conference_id)
     plan = ""
     if conference.conference_type == ConferenceType.social_network:
         plan = (
@@ -241,14 +253,10 @@ def _decision(case: CaseView, case_id: int, conference_id: int, review_weeks: in
         description=(
             f"### {case.reference}: the decision phase\n"
             "Record the professionals' decisions and the actions agreed, each with an owner "
-            "agency of this conference and a due date, and the date of the review conference "
-            f"(the profile's default: {review_weeks} weeks)." + plan
+            "agency of this conference and a due date, and the date of the next conference "
+            f"(proposed: {next_on.isoformat()}, {rule})." + plan
         ),
         apply=lambda answer, attempt: record_decision(key, attempt, case_id, conference_id, answer),
-        defaults={
-            "next_review_on": default_review_date(
-                decided_on=datetime.now().date(), weeks=review_weeks
-            )
-        },
+        defaults={"next_review_on": next_on},
     )
     return date.fromisoformat(str(decided["next_review_on"]))

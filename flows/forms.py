@@ -16,7 +16,11 @@ from models.vocabulary import (
     ClosureReason,
     ConferenceType,
     Need,
+    ReviewChangeKind,
+    ReviewChangeReason,
     Stage,
+    StageMoveReason,
+    TransferReason,
 )
 
 FORM_CONFIG = ConfigDict(hide_input_in_errors=True, extra="forbid")
@@ -133,6 +137,26 @@ class ConsentRefused(RunInput):
     acting_representative: str = _acting()
 
 
+class RepresentativeEntry(BaseModel):
+    """Who represents one agency at this conference, by directory code."""
+
+    model_config = FORM_CONFIG
+
+    agency: str = Field(
+        description="Directory code of a participating agency.",
+        min_length=1,
+        max_length=64,
+        pattern=CODE,
+    )
+    representative: str | None = Field(
+        default=None,
+        description="Directory code of the person who attends for it (pre-filled with who "
+        "attended last time); empty: the agency decides.",
+        max_length=64,
+        pattern=CODE,
+    )
+
+
 class Stakeholders(RunInput):
     model_config = FORM_CONFIG
 
@@ -154,6 +178,12 @@ class Stakeholders(RunInput):
         description="Social-network conferences: directory code of the agency whose staff hand "
         "the invitation to the client and family (prison staff, the CSO).",
         max_length=64,
+    )
+    representatives: list[RepresentativeEntry] = Field(
+        default=[],  # not a factory: form_with replaces the default with the pre-filled list
+        description="Who attends for each agency. Naming someone other than last time's "
+        "representative records a substitution.",
+        validate_default=True,  # a pre-filled default arrives as JSON and must become entries
     )
     acting_representative: str = _acting()
 
@@ -268,6 +298,57 @@ class ConsentWithdrawal(BaseModel):
     acting_representative: str = _acting()
 
 
+class StageMove(BaseModel):
+    """The parameters of `case-stage/move`: a move along the continuum, or a new release date."""
+
+    model_config = FORM_CONFIG
+
+    case_reference: str = Field(
+        description="The case's pseudonymous reference.", pattern=REFERENCE, max_length=32
+    )
+    to_stage: Stage = Field(
+        description="The stage the case moves to: pre_trial -> custody or post_release; custody "
+        "-> pre_release (with the release date); pre_release -> post_release (released); "
+        "post_release -> custody (recall). To change the release date, choose pre_release again. "
+        "Closing is case-close."
+    )
+    reason: StageMoveReason = Field(description="Why the case moves.")
+    effective_on: date | None = Field(
+        default=None,
+        description="The day it happened (the day of release, of the recall); empty means today.",
+    )
+    release_on: date | None = Field(
+        default=None,
+        description="Moves to pre_release only: the expected release date. The pre-release "
+        "conference is scheduled the profile's lead time before it.",
+    )
+    acting_representative: str = _acting()
+
+
+class Transfer(BaseModel):
+    """The parameters of `case-transfer/transfer`: another area or lead; the history stays."""
+
+    model_config = FORM_CONFIG
+
+    case_reference: str = Field(
+        description="The case's pseudonymous reference.", pattern=REFERENCE, max_length=32
+    )
+    area: str | None = Field(
+        default=None,
+        description="The area the case goes to, as the agency directory names it (e.g. Wien).",
+        max_length=100,
+        pattern=r"^\w[\w .-]*$",
+    )
+    lead_agency: str | None = Field(
+        default=None,
+        description="Directory code of the agency that leads from the next conference on.",
+        max_length=64,
+        pattern=CODE,
+    )
+    reason: TransferReason = Field(description="Why the case is transferred.")
+    acting_representative: str = _acting()
+
+
 ALL_FORMS: tuple[type[RunInput], ...] = (
     ReferralDetails,
     Preparation,
@@ -279,3 +360,24 @@ ALL_FORMS: tuple[type[RunInput], ...] = (
     FamilyPlan,
     Decision,
 )
+
+
+class ReviewChange(BaseModel):
+    """The parameters of `case-review-plan/change`: move or cancel a case's scheduled review."""
+
+    model_config = FORM_CONFIG
+
+    case_reference: str = Field(
+        description="The case's pseudonymous reference.", pattern=REFERENCE, max_length=32
+    )
+    action: ReviewChangeKind = Field(
+        description="move: the review takes place on the date below instead (also schedules a "
+        "review again after a cancellation); cancel: the case has no next review until a move."
+    )
+    review_on: date | None = Field(
+        default=None,
+        description="Moves only: the new date of the review conference, after today, in the "
+        "conference's time zone; it starts at the usual hour (10:00). Empty to cancel.",
+    )
+    reason: ReviewChangeReason = Field(description="Why the review moves or is cancelled.")
+    acting_representative: str = _acting()

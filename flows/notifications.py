@@ -6,6 +6,7 @@ from prefect import flow
 from prefect.futures import wait
 
 from tasks.notifications import delivering, pending_messages, queue_follow_ups, report_failures
+from tasks.reviews import reconcile
 
 
 def deliver_messages(case_id: int | None, reference: str | None) -> int:
@@ -21,7 +22,9 @@ def deliver_messages(case_id: int | None, reference: str | None) -> int:
 
 @flow(name="notifications-sweep", persist_result=True)
 def notifications_sweep(at: datetime | None = None) -> int:
-    """Queue reminders, due and overdue notices and review notices due at `at` (default now),
-    then deliver everything still queued. Served on an interval, so nothing waits for a case run."""
+    """Bring the record in line with runs cancelled outside caseconf, queue reminders, due and
+    overdue notices and review notices due at `at` (default now), then deliver everything still
+    queued. Served on an interval, so nothing waits for a case run."""
+    reconcile()
     queue_follow_ups(at)
     return deliver_messages(None, None)

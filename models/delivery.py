@@ -14,6 +14,7 @@ from models.calendar import conference_calendar
 from models.channels import Outgoing
 from models.conference import audience, plan_items
 from models.messages import Event, MessageContext, render
+from models.profile import RANK, load_profile
 from models.tables import (
     ActionItem,
     Agency,
@@ -26,7 +27,6 @@ from models.tables import (
 )
 from models.vocabulary import ChannelKind, Classification, ConferenceType, Role
 
-RANK = {Classification.shared: 0, Classification.professional: 1, Classification.restricted: 2}
 MINUTES_POINTER = {
     "en": "The minutes are not sent on this channel: ask the coordinator for your copy.",
     "de": "Das Protokoll wird über diesen Kanal nicht versandt: Bitte fordern Sie Ihre Ausfertigung bei der Koordination an.",
@@ -100,8 +100,10 @@ def compose(
     if event == Event.minutes:
         allowed = audience(
             role=role,
-            clearance=Classification(agency.clearance),
             conference_type=ConferenceType(conference.conference_type),
+            profile=load_profile(case.profile),
+            kinds=agency.kinds,
+            agency_clearance=Classification(agency.clearance),
         )
         cleared = (
             all(RANK[c] <= RANK[Classification(channel.clearance)] for c in allowed)
@@ -148,6 +150,7 @@ def compose(
         if attached
         else MINUTES_POINTER.get(agency.language.split("-")[0], MINUTES_POINTER["en"]),
         minutes_attached=attached,
+        previous_starts_at=_previous_due_at(session, notification),
     )
     kind: Literal["email", "chat"] = "email" if channel.kind == ChannelKind.email else "chat"
     message = render(event=event, kind=kind, language=agency.language, context=context)
@@ -174,3 +177,10 @@ def compose(
         calendar=calendar,
         attachments=tuple(attachments),
     )
+
+
+def _previous_due_at(session: Session, notification: Notification) -> datetime | None:
+    """A moved review's former date (`review_moved` messages carry both dates)."""
+    previous_id = notification.detail.get("previous_review_id")
+    previous = session.get(Review, previous_id) if previous_id is not None else None
+    return previous.due_at if previous else None

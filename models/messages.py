@@ -57,6 +57,10 @@ class Event(StrEnum):
     action_escalation = "action_escalation"
     review_due = "review_due"
     handover_request = "handover_request"
+    review_moved = "review_moved"
+    review_cancelled = "review_cancelled"
+    review_run_cancelled = "review_run_cancelled"  # cancelled or deleted in Prefect
+    case_run_cancelled = "case_run_cancelled"  # the case's own run, cancelled by hand
 
 
 _BASE = ("reference", "file_number", "role")
@@ -77,6 +81,10 @@ _VARIABLES: dict[Event, tuple[str, ...]] = {
     Event.action_escalation: (*_ACTION, "owner_agency"),
     Event.review_due: (*_BASE, "cycle", "when"),
     Event.handover_request: _MEETING,
+    Event.review_moved: (*_BASE, "when", "previous_when"),
+    Event.review_cancelled: (*_BASE, "when"),
+    Event.review_run_cancelled: (*_BASE, "when"),
+    Event.case_run_cancelled: (*_BASE, "cycle"),
 }
 
 # Context fields an event cannot do without.
@@ -90,6 +98,9 @@ _REQUIRED: dict[Event, tuple[str, ...]] = {
     Event.action_overdue: ("action_description", "action_due_on"),
     Event.action_escalation: ("action_description", "action_due_on", "owner_agency"),
     Event.handover_request: ("starts_at", "location"),
+    Event.review_moved: ("starts_at",),
+    Event.review_cancelled: ("starts_at",),
+    Event.review_run_cancelled: ("starts_at",),
 }
 
 # Who may receive an event (absent: anyone).
@@ -99,6 +110,10 @@ _RECIPIENTS: dict[Event, frozenset[str]] = {
     Event.action_overdue: _AGENCY_ROLES,
     Event.action_escalation: frozenset({"lead"}),
     Event.handover_request: frozenset({"intermediary"}),
+    Event.review_moved: _AGENCY_ROLES,
+    Event.review_cancelled: _AGENCY_ROLES,
+    Event.review_run_cancelled: _AGENCY_ROLES,
+    Event.case_run_cancelled: _AGENCY_ROLES,
 }
 
 
@@ -118,6 +133,7 @@ class MessageContext:
     owner_agency: str | None
     minutes_pointer: str | None
     minutes_attached: bool
+    previous_starts_at: datetime | None = None  # a moved review's former date
 
     def __post_init__(self) -> None:
         """Reject values a message cannot carry safely."""
@@ -133,8 +149,10 @@ class MessageContext:
             ZoneInfo(self.time_zone)
         except (ZoneInfoNotFoundError, ValueError) as error:
             raise ValueError(f"unknown time zone: {self.time_zone!r}") from error
-        if self.starts_at is not None and self.starts_at.utcoffset() is None:
-            raise ValueError("starts_at must be timezone-aware")
+        for name in ("starts_at", "previous_starts_at"):
+            moment = getattr(self, name)
+            if moment is not None and moment.utcoffset() is None:
+                raise ValueError(f"{name} must be timezone-aware")
         if self.cycle < 0:
             raise ValueError("cycle must not be negative")
 
@@ -165,10 +183,13 @@ def resolve_language(language: str) -> str:
 def _variables(event: Event, language: str, context: MessageContext) -> dict[str, Any]:
     """The template variables allowed for `event`, with dates formatted for `language`."""
     moment, day = _FORMATS[language]
-    when = None
-    if context.starts_at is not None:
-        local = pendulum.instance(context.starts_at).in_timezone(context.time_zone)
-        when = f"{local.format(moment, locale=language)} ({context.time_zone})"
+
+    def shown(at: datetime | None) -> str | None:
+        if at is None:
+            return None
+        local = pendulum.instance(at).in_timezone(context.time_zone)
+        return f"{local.format(moment, locale=language)} ({context.time_zone})"
+
     due = None
     if context.action_due_on is not None:
         on = context.action_due_on
@@ -177,7 +198,8 @@ def _variables(event: Event, language: str, context: MessageContext) -> dict[str
         "reference": context.reference,
         "file_number": context.agency_file_number,
         "role": context.recipient_role,
-        "when": when,
+        "when": shown(context.starts_at),
+        "previous_when": shown(context.previous_starts_at),
         "location": context.location,
         "cycle": context.cycle,
         "action_description": context.action_description,

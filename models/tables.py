@@ -250,6 +250,10 @@ class Review(SQLModel, table=True):
 class Notification(SQLModel, table=True):
     """The outbox: one message to one recipient on one channel, keyed so it is sent once."""
 
+    # The outbox is read by status (what is still queued, what failed), per case or for all:
+    # without this index those reads grow with every case's whole history.
+    __table_args__ = (Index("ix_notification_status_case_id", "status", "case_id"),)
+
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True, max_length=300)
     case_id: int = Field(foreign_key="case.id", index=True)

@@ -72,6 +72,7 @@ class Phase(StrEnum):
     release = "release"
     review_scheduled = "review_scheduled"
     closed = "closed"
+    review_cancelled = "review_cancelled"  # no next review until a move plans one
 
 
 class Role(StrEnum):
@@ -187,4 +188,33 @@ class StageMoveReason(StrEnum):
     recalled = "recalled"  # post_release -> custody
     new_custodial_sentence = "new_custodial_sentence"  # post_release -> custody
     transferred = "transferred"  # another area or lead
+    other = "other"
+
+
+class TransferReason(StrEnum):
+    """Why a case went to another area or lead (a code: no free text reaches Prefect)."""
+
+    client_moved = "client_moved"  # residence after release, or another prison
+    prison_transfer = "prison_transfer"
+    lead_agency_change = "lead_agency_change"  # agreed between the agencies
+    capacity = "capacity"
+    other = "other"
+
+
+class ReviewChangeKind(StrEnum):
+    """What `case-review-plan/change` does to a case's next review."""
+
+    move = "move"
+    cancel = "cancel"
+
+
+class ReviewChangeReason(StrEnum):
+    """Why a scheduled review moves or is cancelled (a code: no free text reaches Prefect)."""
+
+    participants_unavailable = "participants_unavailable"
+    earlier_review_needed = "earlier_review_needed"
+    later_review_agreed = "later_review_agreed"
+    stage_move = "stage_move"  # a pre-release or follow-up conference replaces the review
+    transferred = "transferred"
+    review_not_needed = "review_not_needed"
     other = "other"

@@ -10,7 +10,8 @@ from models.audit import audit
 from models.database import session_scope
 from models.errors import Refusal
 from models.invitations import queue_invitations, record_handover
-from models.vocabulary import CaseStatus, Role
+from models.profile import load_profile
+from models.vocabulary import CaseStatus, ConferenceType, Role
 from tasks.policies import DATABASE_RETRIES, now
 
 
@@ -69,8 +70,12 @@ def handover(record: Handover) -> int:
 
 
 @task(persist_result=False, **DATABASE_RETRIES)
-def withdraw_consent(withdrawal: ConsentWithdrawal) -> int:
-    """Record the withdrawal (a new ledger entry) and tell the professionals, without a reason."""
+def withdraw_consent(withdrawal: ConsentWithdrawal) -> tuple[int, bool]:
+    """Record the withdrawal (a new ledger entry) and tell the professionals, without a reason.
+
+    Returns the case id and whether a conference that needs consent is under way (its track
+    must stop now).
+    """
     with session_scope() as session:
         at = now()
         rep = cases.acting_representative(session, code=withdrawal.acting_representative)
@@ -78,6 +83,11 @@ def withdraw_consent(withdrawal: ConsentWithdrawal) -> int:
         assert case.id is not None and rep.id is not None
         consent.withdraw(session, case_id=case.id, recorded_by_id=rep.id, now=at)
         row = cases.current_conference(session, case=case)
-        if row is not None and row.released_at is None:
+        under_way = row is not None and row.released_at is None and case.status == CaseStatus.open
+        if row is not None and under_way:
             queue_invitations(session, case=case, conference=row, now=at, event="consent_withdrawn")
-        return case.id  # type: ignore[return-value]
+            rules = load_profile(case.profile).conference_types.get(
+                ConferenceType(row.conference_type)
+            )
+            return case.id, rules is not None and rules.consent_required
+        return case.id, False

@@ -14,9 +14,7 @@ from models.database import session_scope
 from models.ledger import record, recorded
 from models.vocabulary import Phase
 from tasks.policies import DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES, now
-from tasks.runs import case_tags, run_name
-
-REVIEW_DEPLOYMENT = "case-review/review"
+from tasks.runs import REVIEW_DEPLOYMENT, case_tags, run_name
 
 
 @task(cache_policy=EFFECT, persist_result=True, **DATABASE_RETRIES)

@@ -1,14 +1,22 @@
 """What Prefect shows of a case: the run's name and tags carry only the pseudonymous reference."""
 
+from typing import cast
 from uuid import UUID
 
 from prefect import task
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.deployments import run_deployment
+from prefect.states import Cancelled
 
 from models import cases
 from models.database import session_scope
 from models.vocabulary import ConferenceType, Stage
 from tasks.policies import DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES
+from tasks.steps import forget_inputs
+
+#: The deployment that runs a case's cycle (scheduled reviews, and runs brought back).
+REVIEW_DEPLOYMENT = "case-review/review"
 
 CASE_TAG_PREFIXES = ("case:", "stage:", "type:")
 
@@ -50,3 +58,45 @@ def register_run(case_id: int, flow_run_id: str) -> None:
         case = cases.get_case(session, case_id)
         case.current_flow_run_id = flow_run_id
         session.add(case)
+
+
+@task(**OUTSIDE_RETRIES)
+def restart_waiting_run(case_id: int, why: str) -> str | None:
+    """If the case's run waits for a form, replace it with a new run of the same cycle.
+
+    The new run replays the answered steps from the ledger and meets the rules anew at its
+    next step (a withdrawn consent stops the social-network track there, at once). A run that
+    is working between steps meets them by itself a moment later: it is left alone. Returns
+    the new run's id, or None.
+    """
+    with session_scope() as session:
+        case = cases.get_case(session, case_id)
+        reference, cycle, old = case.reference, case.cycle, case.current_flow_run_id
+        stage, conference_type = case.stage, case.conference_type
+    if old is None:
+        return None
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(old))
+        if run.state is None or run.state.type != StateType.PAUSED:
+            return None
+        client.set_flow_run_state(UUID(old), Cancelled(message=why), force=True)
+    forget_inputs(UUID(old))
+    new_run = cast(
+        FlowRun,
+        run_deployment(
+            REVIEW_DEPLOYMENT,
+            parameters={"case_reference": reference, "cycle": cycle},
+            flow_run_name=run_name(reference, cycle),
+            tags=case_tags(reference, stage, conference_type),
+            idempotency_key=f"{reference}-restart-{old}",
+            timeout=0,
+            as_subflow=False,
+        ),
+    )
+    with session_scope() as session:
+        case = cases.get_case(session, case_id)
+        if case.current_flow_run_id == old:
+            # Recovery and the reconciler follow this field: the cancelled run is not "by hand".
+            case.current_flow_run_id = str(new_run.id)
+            session.add(case)
+    return str(new_run.id)

@@ -7,6 +7,7 @@ states at every step. Rules themselves are tested as plain functions elsewhere.
 import subprocess
 import sys
 from datetime import date, datetime, timedelta
+from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -472,6 +473,45 @@ def test_refused_consent_closes_the_case_or_goes_on_as_security(serving, databas
     assert rows(database, Notification, case_id=security.id) == []  # no invitation went out
 
 
+def test_a_withdrawal_stops_the_social_network_track_at_once(serving, database, mail):
+    """The coordinator records a withdrawal while the case's run waits at a form: that run is
+    replaced at once by one that asks what follows; nothing already answered is asked again."""
+    walk = Walk.refer(stage="custody")
+    refer_and_prepare(walk, "WD-1", "social_network")
+    walk.waits_at("consent")
+    walk.answer(client_consent="granted", family_involvement=True, acting_representative=REP)
+    walk.waits_at("stakeholders")
+    walk.answer(acting_representative=REP)
+    walk.waits_at("information")
+    case = case_of(database, walk.run_id)
+    from prefect.deployments import run_deployment
+
+    withdrawal = run_deployment(
+        "case-consent/withdraw",
+        parameters={"withdrawal": {"case_reference": case.reference, "acting_representative": REP}},
+        timeout=0,
+    )
+    assert wait_for(withdrawal.id, FINAL).state.type == StateType.COMPLETED
+    stopped = read_run(walk.run_id)
+    assert stopped.state.type == StateType.CANCELLED
+    assert "consent withdrawn" in (stopped.state.message or "")
+    with db(database) as s:
+        now_following = s.get(Case, case.id).current_flow_run_id
+    assert now_following != str(walk.run_id)
+    replacement = Walk(UUID(now_following))
+    run = replacement.waits_at("consent-refused")
+    assert run.name == case.reference and f"case:{case.reference}" in run.tags
+    notices = rows(database, Notification, case_id=case.id, event="consent_withdrawn")
+    assert notices and all(n.recipient_role not in ("client", "family") for n in notices)
+    replacement.answer(
+        next_step="close_case", reason="Consent withdrawn", acting_representative=REP
+    )
+    assert wait_for(replacement.run_id, FINAL).state.type == StateType.COMPLETED
+    with db(database) as s:
+        closed = s.get(Case, case.id)
+        assert (closed.status, closed.closure_reason) == ("closed", "consent_refused")
+
+
 def test_bad_input_is_refused_and_nothing_is_half_written(serving, database, prefect_server):
     from prefect.deployments import run_deployment
 
@@ -671,7 +711,7 @@ def test_the_same_case_under_each_shipped_profile_invites_by_that_profiles_rules
             "security",
             {
                 "jva-wien": "lead",
-                "magistrat-wien": "coordinator",
+                "magistrat-wien": "lead",
                 "lpd-wien": "core",
                 "neustart-wien": "core",
                 "psd-wien": "case_dependent",

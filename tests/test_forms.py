@@ -23,7 +23,13 @@ PREFILLED: dict[str, dict[str, Any]] = {
         "time_zone": "Europe/Vienna",
         "starts_at": datetime(2027, 1, 12, 10, 0),
     },
-    "Stakeholders": {"intermediary": "jva-wien"},
+    "Stakeholders": {
+        "intermediary": "jva-wien",
+        "representatives": [
+            {"agency": "dsn", "representative": "dsn-1"},
+            {"agency": "jva-wien", "representative": None},
+        ],
+    },
     "Decision": {"next_review_on": date(2027, 4, 6)},
 }
 

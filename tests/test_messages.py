@@ -48,6 +48,10 @@ SHOWN: dict[Event, set[str]] = {
     Event.action_escalation: _ACTION | {"owner_agency"},
     Event.review_due: _CASE,
     Event.handover_request: _MEETING,
+    Event.review_moved: _CASE,
+    Event.review_cancelled: _CASE,
+    Event.review_run_cancelled: _CASE,
+    Event.case_run_cancelled: _CASE,
 }
 
 

@@ -7,7 +7,8 @@ Create Date: 2026-11-27 05:50:49.398701
 A case's moves along the prison-exit continuum, transfers to another area or lead, and release
 dates are kept in `stagechange`, append-only like the audit log (the database refuses UPDATE and
 DELETE of its rows, and TRUNCATE on PostgreSQL). The case row keeps the current area, lead,
-expected release date and date of release.
+expected release date and date of release. The outbox gets an index on (status, case_id): its
+reads by status no longer grow with a case's history (bench/history.py found them doing so).
 """
 from typing import Sequence, Union
 
@@ -51,6 +52,7 @@ def upgrade() -> None:
     with op.batch_alter_table('stagechange', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_stagechange_case_id'), ['case_id'], unique=False)
     _append_only()
+    op.create_index("ix_notification_status_case_id", "notification", ["status", "case_id"])
 
     with op.batch_alter_table('case', schema=None) as batch_op:
         batch_op.add_column(sa.Column('area', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True))
@@ -72,6 +74,7 @@ def downgrade() -> None:
         batch_op.drop_column('lead_agency_id')
         batch_op.drop_column('area')
 
+    op.drop_index("ix_notification_status_case_id", table_name="notification")
     _drop_append_only()
     with op.batch_alter_table('stagechange', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_stagechange_case_id'))
