@@ -1,6 +1,7 @@
 """One conference cycle of a case, from preparation to the scheduled review; flows only coordinate."""
 
 from datetime import date
+from typing import Any
 
 from prefect import get_run_logger
 from prefect.runtime import flow_run
@@ -20,8 +21,9 @@ from flows.steps import ask
 from models.cases import CaseView
 from models.conference import ConferenceView
 from models.profile import Profile, load_profile
-from models.vocabulary import ConferenceType, Phase
+from models.vocabulary import ClosureReason, ConferenceType, Phase
 from tasks.conference import (
+    close_after_decision,
     conference_view,
     describe_open_actions,
     describe_plan,
@@ -123,7 +125,7 @@ def run_cycle(case_id: int) -> str:
     invite(case_id, conference_id)
     deliver_messages(case_id, case.reference)
 
-    review_on: date | None = None
+    decided: dict[str, Any] | None = None
     for phase in (Phase.information, Phase.family_only, Phase.decision):
         conference = conference_view(conference_id)
         if phase not in profile.rules_for(conference.conference_type).phases:
@@ -140,13 +142,20 @@ def run_cycle(case_id: int) -> str:
         elif phase == Phase.family_only:
             _family_only(case, case_id, conference_id)
         else:
-            review_on = _decision(case, case_id, conference_id)
-    assert review_on is not None, "every conference type has a decision phase"
+            decided = _decision(case, case_id, conference_id)
+    assert decided is not None, "every conference type has a decision phase"
     if not _consent_holds(case, case_id, conference_id, profile, Phase.release):
         return "closed"
     release_decision(case_id, conference_id)
     deliver_messages(case_id, case.reference)
     publish_continuity(case_id, case.reference)
+    if decided.get("close_reason"):
+        close_after_decision(
+            case_id, ClosureReason(decided["close_reason"]), decided.get("actor_id")
+        )
+        get_run_logger().info("%s: closed by the conference.", case.reference)
+        return "closed"
+    review_on = date.fromisoformat(str(decided["next_review_on"]))
     run = schedule_review(case_id, conference_id, review_on)
     get_run_logger().info("%s: review scheduled as flow run %s.", case.reference, run)
     return "review_scheduled"
@@ -237,7 +246,8 @@ def _information(case: CaseView, case_id: int, conference_id: int) -> None:
     )
 
 
-def _decision(case: CaseView, case_id: int, conference_id: int) -> date:
+def _decision(case: CaseView, case_id: int, conference_id: int) -> dict[str, Any]:
+    """Ask the decision; returns the next conference's date, or the reason the case closes."""
     conference = conference_view(conference_id)
     next_on, rule = next_conference_default(case_id, conference_id)
     plan = ""
@@ -254,9 +264,10 @@ def _decision(case: CaseView, case_id: int, conference_id: int) -> date:
             f"### {case.reference}: the decision phase\n"
             "Record the professionals' decisions and the actions agreed, each with an owner "
             "agency of this conference and a due date, and the date of the next conference "
-            f"(proposed: {next_on.isoformat()}, {rule})." + plan
+            f"(proposed: {next_on.isoformat()}, {rule}); or, if the conference closes the case, "
+            "the reason." + plan
         ),
         apply=lambda answer, attempt: record_decision(key, attempt, case_id, conference_id, answer),
         defaults={"next_review_on": next_on},
     )
-    return date.fromisoformat(str(decided["next_review_on"]))
+    return decided

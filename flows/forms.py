@@ -232,7 +232,16 @@ class Decision(RunInput):
     actions: list[ActionEntry] = Field(
         default_factory=list, description="Actions agreed, each with an owner agency and due date."
     )
-    next_review_on: date = Field(description="Date of the review conference.")
+    next_review_on: date | None = Field(
+        default=None,
+        description="Date of the next conference (proposed by the profile's rules, above). "
+        "Not used when the case closes.",
+    )
+    close_reason: ClosureReason | None = Field(
+        default=None,
+        description="Only when the conference decides to close the case: why. The decision is "
+        "released as usual, then the case closes and no next conference is scheduled.",
+    )
     acting_representative: str = _acting()
 
 

@@ -345,10 +345,15 @@ def record_decision(
     plan_decisions: list[PlanDecisionEntry],
     decisions: list[str],
     actions: list[ActionEntry],
-    next_review_on: date,
+    next_review_on: date | None,
     today: date,
+    closes: bool = False,
 ) -> list[int]:
-    """Decide the plan item by item, record further decisions and actions; all or nothing."""
+    """Decide the plan item by item, record further decisions and actions; all or nothing.
+
+    The conference either sets the date of the next one or, with `closes`, ends the case (the
+    date is then not used).
+    """
     _require_phase(conference, Phase.decision)
     drafted = {p.number: p for p in plan_items(session, conference_id=conference.id)}  # type: ignore[arg-type]
     agencies = professional_agencies(session, conference_id=conference.id)  # type: ignore[arg-type]
@@ -380,7 +385,12 @@ def record_decision(
             )
         if action.due_on <= today:
             problems.append(Problem(f"actions[{i}].due_on", "must be after today"))
-    if next_review_on <= today:
+    # Closing wins over the pre-filled date: a case that closes has no next conference.
+    if not closes and next_review_on is None:
+        problems.append(
+            Problem("next_review_on", "required, unless the case closes (close_reason)")
+        )
+    elif not closes and next_review_on is not None and next_review_on <= today:
         problems.append(Problem("next_review_on", "must be after today"))
     if not drafted and not decisions and not actions:
         problems.append(Problem("decisions", "record at least one decision or action"))

@@ -44,7 +44,7 @@ def review_starts_at(*, on: date, time_zone: str) -> datetime:
 
 #: A review due within its preparation lead starts this soon: at once, but after the run that
 #: scheduled it has recorded the case as waiting for it.
-START_SOON = timedelta(seconds=10)
+START_SOON = timedelta(seconds=3)
 
 
 def review_run_at(*, due_at: datetime, now: datetime) -> datetime:

@@ -11,8 +11,8 @@ from models.audit import audit
 from models.database import session_scope
 from models.errors import Refusal
 from models.profile import load_profile
-from models.vocabulary import ConferenceKind, ConferenceType, Phase
-from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
+from models.vocabulary import CaseStatus, ClosureReason, ConferenceKind, ConferenceType, Phase
+from tasks.policies import CHECK, DATABASE_RETRIES, EFFECT, StepOutcome, apply_once, now
 
 
 def _aware(starts_at: datetime, time_zone: str) -> datetime:
@@ -157,9 +157,25 @@ def record_decision(
             actions=answer.actions,
             next_review_on=answer.next_review_on,
             today=at.date(),
+            closes=answer.close_reason is not None,
         )
         cases.set_phase(session, case=case, phase=Phase.release, now=at)
         audit(session, action="conference.decision", case_id=case_id, actor_id=rep.id, at=at)
-        return {"action_ids": action_ids, "next_review_on": answer.next_review_on.isoformat()}
+        return {
+            "action_ids": action_ids,
+            "next_review_on": answer.next_review_on.isoformat() if answer.next_review_on else None,
+            "close_reason": answer.close_reason,
+            "actor_id": rep.id,
+        }
 
     return apply_once(step_key=step_key, case_id=case_id, attempt=attempt, write=write)
+
+
+@task(cache_policy=EFFECT, persist_result=True, **DATABASE_RETRIES)
+def close_after_decision(case_id: int, reason: ClosureReason, actor_id: int | None) -> None:
+    """The conference decided to close the case: close it once, after its release."""
+    with session_scope() as session:
+        case = cases.get_case(session, case_id)
+        if case.status == CaseStatus.closed:
+            return
+        cases.close_case(session, case=case, reason=reason, actor_id=actor_id, note=None, now=now())

@@ -125,3 +125,16 @@ def mail(tmp_root: Path) -> Iterator["MailCatcher"]:
         yield catcher
     finally:
         catcher.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Whole-case walks first, the longest first: with `-n 2` (make test) the two workers then
+    finish together instead of one waiting for a long walk that started last."""
+    order = {"test_long_walk.py": 0, "test_case_flow.py": 1}
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("flow") is None:
+            return 3
+        return order.get(item.path.name, 2)
+
+    items.sort(key=rank)  # stable: collection order within each rank

@@ -349,7 +349,8 @@ def decide(
     plan_decisions: list[PlanDecisionEntry] | None = None,
     decisions: list[str] | None = None,
     actions: list[ActionEntry] | None = None,
-    next_review_on: date = TODAY + timedelta(weeks=12),
+    next_review_on: date | None = TODAY + timedelta(weeks=12),
+    closes: bool = False,
 ) -> list[int]:
     return record_decision(
         session,
@@ -360,6 +361,7 @@ def decide(
         actions=actions or [],
         next_review_on=next_review_on,
         today=TODAY,
+        closes=closes,
     )
 
 
@@ -462,6 +464,26 @@ def test_decision_action_rules_and_nothing_written_on_refusal(
     assert count(session, PlanItem, conference_id=conference.id) == 1
     assert plan_items(session, conference_id=conference.id)[0].outcome is None  # type: ignore[arg-type]
     assert conference.phase == Phase.decision
+
+
+def test_a_decision_sets_the_next_conference_or_closes_the_case(session: Session) -> None:
+    case, conference = planned(session, ["Find a flat"])
+    with pytest.raises(Refusal) as caught:
+        decide(session, case, conference, plan_decisions=[pd(1, "accepted")], next_review_on=None)
+    assert {p.field: p.reason for p in caught.value.problems} == {
+        "next_review_on": "required, unless the case closes (close_reason)"
+    }
+    assert plan_items(session, conference_id=conference.id)[0].outcome is None  # type: ignore[arg-type]
+    # Closing: the pre-filled date, even a past one, is not used and refuses nothing.
+    decide(
+        session,
+        case,
+        conference,
+        plan_decisions=[pd(1, "accepted")],
+        next_review_on=TODAY - timedelta(days=1),
+        closes=True,
+    )
+    assert plan_items(session, conference_id=conference.id)[0].outcome == "accepted"  # type: ignore[arg-type]
 
 
 def test_lead_owns_actions_in_a_social_network_conference(session: Session) -> None:

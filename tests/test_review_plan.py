@@ -39,7 +39,8 @@ from tasks.release import schedule_review
 from tasks.reviews import reconcile_reviews, schedule_review_run
 from tests.prefect_harness import FINAL, Walk, read_run, text_of, wait_for
 
-pytestmark = [pytest.mark.flow, pytest.mark.database]
+# The flow tests run on SQLite only; the rules (first test) on PostgreSQL too.
+pytestmark = pytest.mark.flow
 
 REP = "magistrat-wien-1"
 VIENNA = "Europe/Vienna"
@@ -155,6 +156,7 @@ def completed(run) -> None:
     assert finished.state.type == StateType.COMPLETED, finished.state.message
 
 
+@pytest.mark.database
 def test_the_rules_refuse_with_field_and_reason(session: Session) -> None:
     now = datetime(2034, 3, 1, 12, 0, tzinfo=UTC)
     case = refer_case(
