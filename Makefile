@@ -19,7 +19,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 
 help:
 	@echo "make run      install, migrate, load demo data, start Prefect (UI on http://127.0.0.1:4200), serve flows"
-	@echo "make test     install, then run pytest (PYTEST_ARGS passed through)"
+	@echo "make test     install, then run pytest (PYTEST_ARGS passed through; TEST_WORKERS=1 for one process)"
 	@echo "make lint     ruff check, ruff format --check, mypy"
 	@echo "make format   ruff format, ruff check --fix"
 	@echo "make migrate  bring caseconf's database to the newest revision"
@@ -59,8 +59,12 @@ run: load
 
 # Everything on SQLite first; then, when CASECONF_TEST_DATABASE_URL names a PostgreSQL database,
 # the database tests and one full walk again on it (tests marked `database`).
+# The SQLite pass runs on TEST_WORKERS processes (pytest-xdist, work stealing): whole-case walks
+# spend much of their time waiting for Prefect, so two workers keep both cores busy.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	env -u CASECONF_TEST_DATABASE_URL $(BIN)/pytest $(PYTEST_ARGS)
+	env -u CASECONF_TEST_DATABASE_URL $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 	@if [ -n "$${CASECONF_TEST_DATABASE_URL:-}" ]; then \
 	  echo "make test: PostgreSQL pass on $$CASECONF_TEST_DATABASE_URL"; \
 	  $(BIN)/pytest -m database $(PYTEST_ARGS); \
