@@ -5,6 +5,7 @@ from prefect import flow, get_run_logger
 from flows.forms import StageMove, Transfer
 from flows.notifications import deliver_messages
 from tasks.reviews import reschedule_review
+from tasks.runs import relabel_open_runs
 from tasks.stages import move, transfer
 
 
@@ -26,6 +27,7 @@ def move_stage(change: StageMove) -> str:
             outcome.rule,
             run,
         )
+    relabel_open_runs(outcome.case_id)
     deliver_messages(outcome.case_id, change.case_reference)
     return f"moved to {outcome.to_stage}"
 

@@ -24,9 +24,13 @@ def form_with(form: type[F], *, description: str, **defaults: Any) -> type[F]:
     fields: dict[str, Any] = {}
     for name, value in defaults.items():
         original = form.model_fields[name]
-        # The UI gets the default through the JSON schema, so give it in its JSON form.
+        # The UI gets the default through the JSON schema, so give it in its JSON form; an
+        # answer that leaves the field out gets it validated back into the field's type.
         default = to_jsonable_python(value)
-        fields[name] = (original.annotation, FieldInfo.merge_field_infos(original, default=default))
+        fields[name] = (
+            original.annotation,
+            FieldInfo.merge_field_infos(original, default=default, validate_default=True),
+        )
     model = pydantic.create_model(form.__name__, __base__=form, **fields)  # type: ignore[call-overload]
     model._description = description
     return model  # type: ignore[no-any-return]

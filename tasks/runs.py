@@ -9,7 +9,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
 from prefect.states import Cancelled
 
-from models import cases
+from models import cases, review
 from models.database import session_scope
 from models.vocabulary import ConferenceType, Stage
 from tasks.policies import DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES
@@ -100,3 +100,27 @@ def restart_waiting_run(case_id: int, why: str) -> str | None:
             case.current_flow_run_id = str(new_run.id)
             session.add(case)
     return str(new_run.id)
+
+
+@task(**OUTSIDE_RETRIES)
+def relabel_open_runs(case_id: int) -> int:
+    """After a stage move, retag the case's waiting run and scheduled reviews with its stage, so
+    the UI's `stage:` filter tells the truth before those runs start again. Returns how many."""
+    with session_scope() as session:
+        case = cases.get_case(session, case_id)
+        reference, stage, conference_type = case.reference, case.stage, case.conference_type
+        run_ids = {case.current_flow_run_id} | {
+            r.flow_run_id for r in review.scheduled_reviews(session, case_id=case_id)
+        }
+    relabelled = 0
+    with get_client(sync_client=True) as client:
+        for run_id in sorted(r for r in run_ids if r):
+            run = client.read_flow_run(UUID(run_id))
+            if run.state is not None and run.state.is_final():
+                continue
+            kept = [t for t in run.tags if not t.startswith(CASE_TAG_PREFIXES)]
+            client.update_flow_run(
+                UUID(run_id), tags=kept + case_tags(reference, stage, conference_type)
+            )
+            relabelled += 1
+    return relabelled

@@ -11,7 +11,15 @@ import pydantic
 import pytest
 from prefect.input.run_input import create_v2_schema
 
-from flows.forms import ALL_FORMS, Closure, Preparation, Referral, ReferralDetails, Stakeholders
+from flows.forms import (
+    ALL_FORMS,
+    Closure,
+    Decision,
+    Preparation,
+    Referral,
+    ReferralDetails,
+    Stakeholders,
+)
 from flows.steps import form_with
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "forms.json"
@@ -96,3 +104,11 @@ def test_form_schemas_match_the_snapshot():
     assert json.loads(SNAPSHOT.read_text()) == current, (
         "a form changed: review the change, then run with CASECONF_UPDATE_SNAPSHOTS=1"
     )
+
+
+def test_a_prefilled_answer_left_out_arrives_in_its_own_type() -> None:
+    """The UI gets defaults as JSON; an answer that omits a pre-filled field must still get a
+    date, not the date's text (the decision compares it with today)."""
+    form = form_with(Decision, description="test", next_review_on=date(2027, 4, 6))
+    answer = form.model_validate({"acting_representative": "neustart-wien-1"})
+    assert answer.next_review_on == date(2027, 4, 6)
