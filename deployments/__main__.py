@@ -114,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="bring the database to the newest schema (Alembic)")
     sub.add_parser("load", help="validate the profiles and load the agency directory")
     sub.add_parser("serve", help="serve every deployment from one process")
-    sub.add_parser("recover", help="bring back open cases a stop cut off mid-step")
+    sub.add_parser(
+        "recover",
+        help="bring back open cases a stop cut off mid-step, and bring the record in line with "
+        "runs cancelled outside caseconf",
+    )
     sub.add_parser("resend", help="send again every message that failed, once each")
     summary = sub.add_parser(
         "consent-summary", help="print the client's one-page summary of what is shared with whom"
@@ -140,9 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "resend":
         return resend()
     if args.command == "recover":
-        from deployments.recovery import recover_cases
+        from deployments.recovery import reconcile_reviews, recover_cases
 
         print(f"caseconf: brought back {recover_cases()}")
+        print(
+            f"caseconf: brought in line with runs cancelled outside caseconf: {reconcile_reviews()}"
+        )
         return 0
     from deployments.serve import main as serve
 
