@@ -2,20 +2,17 @@
 bring the record in line with runs cancelled outside caseconf."""
 
 import logging
-from typing import cast
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.deployments import run_deployment
+from prefect.client.schemas.objects import StateType
 from sqlmodel import col, select
 
 from models.database import session_scope
 from models.tables import Case
 from models.vocabulary import CaseStatus, Phase
-from tasks.release import REVIEW_DEPLOYMENT
 from tasks.reviews import RUNNER_SHUTDOWN, reconcile_reviews
-from tasks.runs import case_tags, run_name
+from tasks.runs import start_cycle_run
 from tasks.steps import forget_inputs
 
 __all__ = ["RUNNER_SHUTDOWN", "cut_off", "reconcile_reviews", "recover_cases"]
@@ -50,20 +47,11 @@ def recover_cases() -> list[str]:
             state = run.state
             if state is None or not cut_off(state.type, state.message):
                 continue  # a run cancelled by hand: reconcile_reviews records it
-            new_run = cast(
-                FlowRun,
-                run_deployment(
-                    REVIEW_DEPLOYMENT,
-                    parameters={"case_reference": reference, "cycle": cycle},
-                    flow_run_name=run_name(reference, cycle),
-                    tags=case_tags(reference, stage, conference_type),
-                    idempotency_key=f"{reference}-recover-{run_id}",
-                    timeout=0,
-                    as_subflow=False,
-                ),
+            new_run = start_cycle_run(
+                reference, cycle, stage, conference_type, key=f"{reference}-recover-{run_id}"
             )
             # The cut-off run will never read its forms again: its answers go with it.
             forget_inputs(UUID(run_id))
-            logger.warning("%s: brought back as flow run %s.", reference, new_run.id)
+            logger.warning("%s: brought back as flow run %s.", reference, new_run)
             recovered.append(reference)
     return recovered

@@ -1,12 +1,8 @@
 """Release: the decision takes effect and the next review is scheduled as a future flow run."""
 
 from datetime import date
-from typing import cast
-from uuid import UUID
 
 from prefect import task
-from prefect.client.schemas.objects import FlowRun
-from prefect.deployments import run_deployment
 
 from models import cases, conference, release, review
 from models.audit import audit
@@ -14,7 +10,7 @@ from models.database import session_scope
 from models.ledger import record, recorded
 from models.vocabulary import Phase
 from tasks.policies import DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES, now
-from tasks.runs import REVIEW_DEPLOYMENT, case_tags, run_name
+from tasks.runs import start_cycle_run
 
 
 @task(cache_policy=EFFECT, persist_result=True, **DATABASE_RETRIES)
@@ -55,24 +51,19 @@ def schedule_review(case_id: int, conference_id: int, review_on: date) -> str:
             return planned.flow_run_id
         reference, stage, conference_type = case.reference, case.stage, case.conference_type
         next_cycle, key, review_id = planned.cycle, planned.idempotency_key, planned.id
-    flow_run = cast(
-        FlowRun,
-        run_deployment(
-            REVIEW_DEPLOYMENT,
-            parameters={"case_reference": reference, "cycle": next_cycle},
-            scheduled_time=review.review_run_at(due_at=due_at, now=now()),
-            flow_run_name=run_name(reference, next_cycle),
-            tags=case_tags(reference, stage, conference_type),
-            idempotency_key=key,
-            timeout=0,
-            as_subflow=False,
-        ),
+    flow_run = start_cycle_run(
+        reference,
+        next_cycle,
+        stage,
+        conference_type,
+        key=key,
+        at=review.review_run_at(due_at=due_at, now=now()),
     )
     with session_scope() as session:
         stored = session.get(review.Review, review_id)
         assert stored is not None
-        stored.flow_run_id = str(flow_run.id)
+        stored.flow_run_id = flow_run
         case = cases.get_case(session, case_id)
         cases.set_phase(session, case=case, phase=Phase.review_scheduled, now=now())
         session.add(stored)
-    return str(UUID(str(flow_run.id)))
+    return flow_run

@@ -3,14 +3,12 @@ what a closed case leaves, and notice runs cancelled outside caseconf."""
 
 import logging
 from datetime import UTC, date, datetime, timedelta
-from typing import cast
 from uuid import UUID
 
 from prefect import task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
 from sqlmodel import col, select
@@ -21,7 +19,7 @@ from models.database import session_scope
 from models.tables import Case, Review
 from models.vocabulary import CaseStatus, Phase, ReviewChangeReason, ReviewStatus
 from tasks.policies import CHECK, DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES, now
-from tasks.runs import REVIEW_DEPLOYMENT, case_tags, run_name
+from tasks.runs import start_cycle_run
 from tasks.steps import forget_inputs
 
 logger = logging.getLogger("caseconf.reviews")
@@ -91,25 +89,20 @@ def schedule_review_run(review_id: int, *, at: datetime) -> str:
         case = cases.get_case(session, row.case_id)
         reference, stage, conference_type = case.reference, case.stage, case.conference_type
         cycle, key, due_at = row.cycle, row.idempotency_key, row.due_at
-    made = cast(
-        FlowRun,
-        run_deployment(
-            REVIEW_DEPLOYMENT,
-            parameters={"case_reference": reference, "cycle": cycle},
-            scheduled_time=review.review_run_at(due_at=due_at, now=at),
-            flow_run_name=run_name(reference, cycle),
-            tags=case_tags(reference, stage, conference_type),
-            idempotency_key=key,
-            timeout=0,
-            as_subflow=False,
-        ),
+    made = start_cycle_run(
+        reference,
+        cycle,
+        stage,
+        conference_type,
+        key=key,
+        at=review.review_run_at(due_at=due_at, now=at),
     )
     with session_scope() as session:
         row = session.get(Review, review_id)
         assert row is not None
-        row.flow_run_id = str(made.id)
+        row.flow_run_id = made
         session.add(row)
-    return str(made.id)
+    return made
 
 
 def _left_behind(case_id: int) -> list[str]:
@@ -213,27 +206,18 @@ def _bring_back(review_id: int, old_run_id: str) -> str:
         case = cases.get_case(session, row.case_id)
         reference, stage, conference_type = case.reference, case.stage, case.conference_type
         cycle, key = row.cycle, row.idempotency_key
-    made = cast(
-        FlowRun,
-        run_deployment(
-            REVIEW_DEPLOYMENT,
-            parameters={"case_reference": reference, "cycle": cycle},
-            flow_run_name=run_name(reference, cycle),
-            tags=case_tags(reference, stage, conference_type),
-            idempotency_key=f"{key}-recover-{old_run_id}",
-            timeout=0,
-            as_subflow=False,
-        ),
+    made = start_cycle_run(
+        reference, cycle, stage, conference_type, key=f"{key}-recover-{old_run_id}"
     )
     with session_scope() as session:
         row = session.get(Review, review_id)
         assert row is not None
         if row.flow_run_id == old_run_id:
-            row.flow_run_id = str(made.id)
+            row.flow_run_id = made
             session.add(row)
     forget_inputs(UUID(old_run_id))
-    logger.warning("%s: its review run was cut off; brought back as %s.", reference, made.id)
-    return str(made.id)
+    logger.warning("%s: its review run was cut off; brought back as %s.", reference, made)
+    return made
 
 
 def reconcile_reviews(*, settle: timedelta = SETTLE) -> list[str]:

@@ -1,5 +1,6 @@
 """What Prefect shows of a case: the run's name and tags carry only the pseudonymous reference."""
 
+from datetime import datetime
 from typing import cast
 from uuid import UUID
 
@@ -30,6 +31,37 @@ def case_tags(reference: str, stage: Stage, conference_type: ConferenceType | No
     if conference_type is not None:
         tags.append(f"type:{conference_type}")
     return tags
+
+
+def start_cycle_run(
+    reference: str,
+    cycle: int,
+    stage: Stage | str,
+    conference_type: ConferenceType | str | None,
+    *,
+    key: str,
+    at: datetime | None = None,
+) -> str:
+    """Create the `case-review/review` run of a case's cycle (at `at`, default now), named and
+    tagged as the case; `key` makes it once. Returns the run's id; no process waits for it."""
+    made = cast(
+        FlowRun,
+        run_deployment(
+            REVIEW_DEPLOYMENT,
+            parameters={"case_reference": reference, "cycle": cycle},
+            scheduled_time=at,
+            flow_run_name=run_name(reference, cycle),
+            tags=case_tags(
+                reference,
+                Stage(stage),
+                ConferenceType(conference_type) if conference_type else None,
+            ),
+            idempotency_key=key,
+            timeout=0,
+            as_subflow=False,
+        ),
+    )
+    return str(made.id)
 
 
 @task(cache_policy=EFFECT, persist_result=True, **OUTSIDE_RETRIES)
@@ -81,25 +113,16 @@ def restart_waiting_run(case_id: int, why: str) -> str | None:
             return None
         client.set_flow_run_state(UUID(old), Cancelled(message=why), force=True)
     forget_inputs(UUID(old))
-    new_run = cast(
-        FlowRun,
-        run_deployment(
-            REVIEW_DEPLOYMENT,
-            parameters={"case_reference": reference, "cycle": cycle},
-            flow_run_name=run_name(reference, cycle),
-            tags=case_tags(reference, stage, conference_type),
-            idempotency_key=f"{reference}-restart-{old}",
-            timeout=0,
-            as_subflow=False,
-        ),
+    new_run = start_cycle_run(
+        reference, cycle, stage, conference_type, key=f"{reference}-restart-{old}"
     )
     with session_scope() as session:
         case = cases.get_case(session, case_id)
         if case.current_flow_run_id == old:
             # Recovery and the reconciler follow this field: the cancelled run is not "by hand".
-            case.current_flow_run_id = str(new_run.id)
+            case.current_flow_run_id = new_run
             session.add(case)
-    return str(new_run.id)
+    return new_run
 
 
 @task(**OUTSIDE_RETRIES)
