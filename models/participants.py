@@ -126,6 +126,7 @@ def record_participants(
     client_and_family: bool,
     family_involved: bool,
     intermediary_code: str | None,
+    client_phases: Sequence[str] = (),
     representatives: Mapping[str, Representative] | None = None,
     last: Mapping[str, str] | None = None,
 ) -> list[int]:
@@ -169,8 +170,9 @@ def record_participants(
                 Participant(
                     conference_id=conference.id,  # type: ignore[arg-type]
                     role=role,
-                    rule=f"{role} of a social-network conference, invited through "
-                    f"{intermediary.code}",
+                    rule=f"{role} of a social-network conference"
+                    + (f" ({', '.join(client_phases)})" if client_phases else "")
+                    + f", invited through {intermediary.code}",
                     intermediary_agency_id=intermediary.id,
                 )
             )

@@ -84,6 +84,12 @@ class ConferenceTypeRules(_Strict):
         "[social_network_conference] if consent_required, else none.",
     )
     client_and_family: StrictBool = Field(description="The client and family are invited.")
+    client_and_family_phases: list[Phase] | None = Field(
+        default=None,
+        description="The phases the client and family attend, among this type's phases; "
+        "omitted: all of them. The family_only phase is always theirs. Only with "
+        "client_and_family: true.",
+    )
     lead_kinds: list[AgencyKind] = Field(
         min_length=1, description="Agency kinds that may lead, in order of preference."
     )
@@ -111,6 +117,29 @@ class ConferenceTypeRules(_Strict):
             return {**data, "consent_scopes": [ConsentScope.social_network_conference] * needed}
         return data
 
+    def _check_client_phases(self) -> None:
+        attended = self.client_and_family_phases
+        if attended is None:
+            return
+        field = "client_and_family_phases"
+        if not self.client_and_family:
+            raise rule_error(field, "only with client_and_family: true (nobody would attend)")
+        if not attended:
+            raise rule_error(field, "name at least one phase, or leave it out for all of them")
+        for i, phase in enumerate(attended):
+            if phase not in self.phases:
+                raise rule_error(f"{field}[{i}]", f"'{phase}' is not one of this type's phases")
+        _duplicates(field, attended)
+        if Phase.family_only in self.phases and Phase.family_only not in attended:
+            raise rule_error(field, "must include family_only: that phase is theirs alone")
+
+    def client_phases(self) -> list[Phase]:
+        """The phases the client and family attend (none if they are not invited)."""
+        if not self.client_and_family:
+            return []
+        attended = self.client_and_family_phases or self.phases
+        return [p for p in self.phases if p in attended]
+
     @model_validator(mode="after")
     def _consistent(self) -> "ConferenceTypeRules":
         for i, phase in enumerate(self.phases):
@@ -134,6 +163,7 @@ class ConferenceTypeRules(_Strict):
                 "contradicts client_and_family: false (consent is asked of an invited client)",
             )
         self._check_consent_scopes()
+        self._check_client_phases()
         _duplicates("lead_kinds", self.lead_kinds)
         _duplicates("coordinator_kinds", self.coordinator_kinds)
         _duplicates("co_lead_kinds", self.co_lead_kinds)

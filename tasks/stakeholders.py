@@ -76,10 +76,11 @@ def describe_proposal(
         text = "\n".join(rows)
         if selection.warnings:
             text += "\n\n" + "\n".join(f"> **Warning:** {w}" for w in selection.warnings)
-        if profile.rules_for(ConferenceType(conference.conference_type)).client_and_family:
+        attended = profile.rules_for(ConferenceType(conference.conference_type)).client_phases()
+        if attended:
             text += (
                 "\n\nThe client and family are invited too, by hand, through the intermediary "
-                "agency named below."
+                f"agency named below, to these phases: {', '.join(attended)}."
             )
         last = last_representatives(session, case_id=case_id, before_cycle=conference.cycle)
         representatives = proposed_representatives(
@@ -125,6 +126,7 @@ def confirm_participants(
             conference=conference,
             proposals=confirmed,
             client_and_family=rules.client_and_family,
+            client_phases=[str(p) for p in rules.client_phases()],
             family_involved=family_involved,
             intermediary_code=answer.intermediary
             or default_intermediary(case, selection, agencies),

@@ -23,7 +23,7 @@ from models.errors import Refusal
 from models.participants import record_participants
 from models.profile import Profile, load_profile
 from models.stakeholders import Proposal
-from models.tables import ActionItem, Case, Conference, InformationItem, PlanItem
+from models.tables import ActionItem, Case, Conference, InformationItem, Participant, PlanItem
 from models.vocabulary import (
     PROFESSIONAL_ROLES,
     ActionStatus,
@@ -92,6 +92,7 @@ def new_conference(
         client_and_family=social,
         family_involved=social,
         intermediary_code="neustart-wien" if social else None,
+        client_phases=["family_only", "decision"] if social else (),
     )
     assert conference.phase == Phase.information
     if phase is not None:
@@ -615,3 +616,16 @@ def test_audience_never_leaks(
         assert {"security_service", "police", "prosecution"} & set(kinds)
     if Classification.professional in allowed:
         assert agency_clearance != Classification.shared
+
+
+def test_client_and_family_are_recorded_with_the_phases_they_attend(session: Session) -> None:
+    conference = new_conference(session, ConferenceType.social_network)
+    rules = {
+        p.role: p.rule
+        for p in session.exec(select(Participant).where(Participant.conference_id == conference.id))
+    }
+    assert rules["client"] == (
+        "client of a social-network conference (family_only, decision), invited through "
+        "neustart-wien"
+    )
+    assert rules["family"].startswith("family of a social-network conference (family_only, ")

@@ -421,3 +421,55 @@ def test_an_unknown_kind_anywhere_is_refused_naming_its_path(
     kinds_list, path = draw.draw(st.sampled_from(places))
     kinds_list.append("astrologer")
     assert f"{path}[{len(kinds_list) - 1}]: " in refusal(broken)
+
+
+def test_client_and_family_may_attend_some_phases_only() -> None:
+    data = generic_data()
+    data["conference_types"]["social_network"]["client_and_family_phases"] = [
+        "family_only",
+        "decision",
+    ]
+    profile = parse_profile(data, "phases.yaml")
+    social = profile.rules_for(ConferenceType.social_network)
+    assert social.client_phases() == [Phase.family_only, Phase.decision]
+    assert profile.rules_for(ConferenceType.security).client_phases() == []
+    # Left out: every phase of the type.
+    everything = parse_profile(generic_data(), "all.yaml").rules_for(ConferenceType.social_network)
+    assert everything.client_phases() == everything.phases
+
+
+@pytest.mark.parametrize(
+    ("conference_type", "phases", "reason"),
+    [
+        (
+            "security",
+            ["information"],
+            "conference_types.security.client_and_family_phases: only with client_and_family: "
+            "true (nobody would attend)",
+        ),
+        (
+            "social_network",
+            ["decision"],
+            "conference_types.social_network.client_and_family_phases: must include "
+            "family_only: that phase is theirs alone",
+        ),
+        (
+            "social_network",
+            ["family_only", "preparation"],
+            "conference_types.social_network.client_and_family_phases[1]: 'preparation' is not "
+            "one of this type's phases",
+        ),
+        (
+            "social_network",
+            [],
+            "conference_types.social_network.client_and_family_phases: name at least one "
+            "phase, or leave it out for all of them",
+        ),
+    ],
+)
+def test_client_and_family_phases_that_make_no_sense_are_refused(
+    conference_type: str, phases: list[str], reason: str
+) -> None:
+    data = generic_data()
+    data["conference_types"][conference_type]["client_and_family_phases"] = phases
+    assert refusal(data) == f"broken.yaml: {reason}"
