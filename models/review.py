@@ -4,7 +4,6 @@ scheduled review moves, is cancelled, or is brought in line with a run cancelled
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import pendulum
 from sqlmodel import Session, col, select
 
 from models import ledger
@@ -19,7 +18,6 @@ __all__ = [
     "Review",
     "cancel_review",
     "check_review_change",
-    "default_review_date",
     "plan_review",
     "replan_review",
     "review_due_at",
@@ -30,11 +28,6 @@ __all__ = [
 REVIEW_START = time(10, 0)
 # The review's run starts this long before the review conference, so invitations go out in time.
 PREPARATION_LEAD = timedelta(days=14)
-
-
-def default_review_date(*, decided_on: date, weeks: int) -> date:
-    """The profile's cadence: the first review N weeks after the decision."""
-    return pendulum.Date(decided_on.year, decided_on.month, decided_on.day).add(weeks=weeks)
 
 
 def review_starts_at(*, on: date, time_zone: str) -> datetime:

@@ -33,6 +33,19 @@ def case_tags(reference: str, stage: Stage, conference_type: ConferenceType | No
     return tags
 
 
+def retagged(
+    tags: list[str],
+    reference: str,
+    stage: Stage | str,
+    conference_type: ConferenceType | str | None,
+) -> list[str]:
+    """A run's tags with the case's `case:`, `stage:` and `type:` tags made current."""
+    kept = [t for t in tags if not t.startswith(CASE_TAG_PREFIXES)]
+    return kept + case_tags(
+        reference, Stage(stage), ConferenceType(conference_type) if conference_type else None
+    )
+
+
 def start_cycle_run(
     reference: str,
     cycle: int,
@@ -75,11 +88,10 @@ def label_run(
     """Name the run by the case reference and tag it `case:`, `stage:` and `type:`."""
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(UUID(flow_run_id))
-        kept = [t for t in run.tags if not t.startswith(CASE_TAG_PREFIXES)]
         client.update_flow_run(
             UUID(flow_run_id),
             name=run_name(reference, cycle),
-            tags=kept + case_tags(reference, stage, conference_type),
+            tags=retagged(run.tags, reference, stage, conference_type),
         )
 
 
@@ -141,9 +153,8 @@ def relabel_open_runs(case_id: int) -> int:
             run = client.read_flow_run(UUID(run_id))
             if run.state is not None and run.state.is_final():
                 continue
-            kept = [t for t in run.tags if not t.startswith(CASE_TAG_PREFIXES)]
             client.update_flow_run(
-                UUID(run_id), tags=kept + case_tags(reference, stage, conference_type)
+                UUID(run_id), tags=retagged(run.tags, reference, stage, conference_type)
             )
             relabelled += 1
     return relabelled
