@@ -68,6 +68,8 @@ class Agency(SQLModel, table=True):
     time_zone: str = Field(default="Europe/Vienna", max_length=64)
     language: str = Field(default="en", max_length=8)
     area: str | None = Field(default=None, max_length=100)
+    # Tells apart several agencies of one kind (e.g. the local and the regional police).
+    scope: str | None = Field(default=None, max_length=64)
     clearance: Classification = Field(default=Classification.professional, sa_type=String(16))
     active: bool = True
 
@@ -177,6 +179,10 @@ class Participant(SQLModel, table=True):
     intermediary_agency_id: int | None = Field(default=None, foreign_key="agency.id")
     is_substitute: bool = False
     override_reason: str | None = Field(default=None, max_length=500)
+    # The phases this participant attends; None: every phase of the conference type.
+    phases: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # A family participant's relation to the client by role (parent, sibling, ...), never a name.
+    relation: str | None = Field(default=None, max_length=32)
 
 
 class ConsentRecord(SQLModel, table=True):
@@ -216,6 +222,9 @@ class PlanItem(SQLModel, table=True):
     outcome: PlanOutcome | None = Field(default=None, sa_type=String(16))
     amendment: str | None = Field(default=None, max_length=1000)
     reason: str | None = Field(default=None, max_length=1000)
+    classification: Classification = Field(
+        default=Classification.professional, sa_type=String(16)
+    )
 
 
 class ActionItem(SQLModel, table=True):
@@ -224,7 +233,13 @@ class ActionItem(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
     conference_id: int = Field(foreign_key="conference.id")
+    # The owning agency; for an action owned by the client or family (owner_role), the
+    # intermediary agency that reaches them.
     owner_agency_id: int = Field(foreign_key="agency.id")
+    owner_role: Role | None = Field(default=None, sa_type=String(16))
+    classification: Classification = Field(
+        default=Classification.professional, sa_type=String(16)
+    )
     description: str = Field(max_length=1000)
     due_on: date
     status: ActionStatus = Field(default=ActionStatus.open, sa_type=String(16))
