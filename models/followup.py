@@ -4,6 +4,7 @@
 """
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
@@ -32,11 +33,14 @@ def queue_due_notices(
             ids += queue_invitations(
                 session, case=case, conference=conference, now=now, event="reminder"
             )
-    today = now.date()
     for action in session.exec(select(ActionItem).where(ActionItem.status == ActionStatus.open)):
         case = open_cases.get(action.case_id)
         if case is None:
             continue
+        # A due date is a day where the conference met: at 23:30 UTC it is tomorrow in Vienna.
+        agreed_at = session.get(Conference, action.conference_id)
+        zone = ZoneInfo(agreed_at.time_zone if agreed_at else "UTC")
+        today = now.astimezone(zone).date()
         if action.due_on < today:
             for event, to_lead in (("action_overdue", False), ("action_escalation", True)):
                 ids += queue_action_notice(
@@ -48,7 +52,7 @@ def queue_due_notices(
                     to_lead=to_lead,
                     due_on=action.due_on,
                 )
-        elif action.due_on <= (now + due_soon).date():
+        elif action.due_on <= (now + due_soon).astimezone(zone).date():
             ids += queue_action_notice(
                 session,
                 case=case,

@@ -7,12 +7,14 @@ history (`StageChange`, append-only). They say nothing of reviews: the caller as
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
 from models.audit import audit
 from models.errors import Problem, Refusal
 from models.profile import Profile
+from models.review import review_time_zone
 from models.tables import Agency, Case, StageChange
 from models.vocabulary import (
     CaseStatus,
@@ -46,6 +48,13 @@ MOVES: dict[tuple[Stage, Stage], tuple[StageMoveReason, ...]] = {
 
 #: How far back a move may be recorded (a release recorded late still counts from its own date).
 MAX_BACKDATE = timedelta(days=366)
+
+
+def case_today(session: Session, *, case: Case, now: datetime) -> date:
+    """Today where the case's conferences meet: the day every date of a move, and the next
+    conference's date, is checked against (at 23:30 UTC it is already tomorrow in Vienna, and
+    the review is refused unless after that day)."""
+    return now.astimezone(ZoneInfo(review_time_zone(session, case=case))).date()
 
 
 def allowed_moves(stage: Stage) -> list[Stage]:
@@ -90,7 +99,7 @@ def move_stage(
     does not fit the move, a date in the future or too far back, a move to pre_release without
     a future release date, or a release date given where none belongs.
     """
-    today = now.date()
+    today = case_today(session, case=case, now=now)
     from_stage = Stage(case.stage)
     problems: list[Problem] = []
     if case.status == CaseStatus.closed:

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from prefect import task
 
 from flows.forms import ActionReview, Decision, FamilyPlan, Information, Preparation
-from models import actions, cases, conference
+from models import actions, cases, conference, stages
 from models.audit import audit
 from models.database import session_scope
 from models.errors import Refusal
@@ -82,7 +82,11 @@ def review_actions(step_key: str, attempt: int, case_id: int, answer: ActionRevi
         at = now()
         rep = cases.acting_representative(session, code=answer.acting_representative)
         updated = actions.review_open_actions(
-            session, case_id=case_id, updates=answer.updates, today=at.date(), now=at
+            session,
+            case_id=case_id,
+            updates=answer.updates,
+            today=stages.case_today(session, case=cases.get_case(session, case_id), now=at),
+            now=at,
         )
         audit(session, action="actions.reviewed", case_id=case_id, actor_id=rep.id, at=at)
         return {"action_ids": updated}
@@ -156,7 +160,7 @@ def record_decision(
             decisions=answer.decisions,
             actions=answer.actions,
             next_review_on=answer.next_review_on,
-            today=at.date(),
+            today=stages.case_today(session, case=case, now=at),
             closes=answer.close_reason is not None,
         )
         cases.set_phase(session, case=case, phase=Phase.release, now=at)

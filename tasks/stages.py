@@ -33,12 +33,14 @@ def move(change: StageMove) -> StageOutcome:
         rep = cases.acting_representative(session, code=change.acting_representative)
         case = cases.case_by_reference(session, change.case_reference)
         profile = load_profile(case.profile)
+        # One day for every date rule of the move: the conference's, not UTC's.
+        today = stages.case_today(session, case=case, now=at)
         moved = stages.move_stage(
             session,
             case=case,
             to_stage=change.to_stage,
             reason=change.reason,
-            effective_on=change.effective_on or at.date(),
+            effective_on=change.effective_on or today,
             release_on=change.release_on,
             actor_id=rep.id,
             now=at,
@@ -58,7 +60,7 @@ def move(change: StageMove) -> StageOutcome:
         due = stages.conference_due_after_move(
             profile=profile,
             moved=moved,
-            today=at.date(),
+            today=today,
             scheduled_on=scheduled_on.date() if scheduled_on else None,
         )
         if due is not None:
@@ -95,7 +97,7 @@ def next_conference_default(case_id: int, conference_id: int) -> tuple[date, str
         due = stages.next_conference(
             profile=load_profile(case.profile),
             stage=Stage(case.stage),
-            decided_on=now().date(),
+            decided_on=stages.case_today(session, case=case, now=now()),
             release_on=case.release_on,
             released_on=case.released_on,
             held_since_move=stages.held_since_move(
