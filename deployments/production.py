@@ -1,0 +1,177 @@
+"""Production on Prefect's own stack (docker/compose.yaml): the one-shot setup job, crash detection
+for runs whose worker died, and the recovery flow a crashed case run triggers.
+
+    python -m deployments.production setup     # the compose `setup` job, step by step
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import timedelta
+
+from prefect import flow, get_run_logger
+from prefect.automations import Automation
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.objects import StateType
+from prefect.events.actions import ChangeFlowRunState
+from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.events.schemas.events import ResourceSpecification
+from prefect.exceptions import ObjectNotFound
+
+from models.settings import PROJECT_ROOT
+
+#: The work pool every caseconf deployment runs on (prefect.yaml).
+POOL = "caseconf"
+#: The automation that marks a run Crashed when its heartbeats stop (its worker died).
+CRASH_AUTOMATION = "caseconf: crash case runs whose process died"
+#: Events that end a run's wait for its next heartbeat: another heartbeat, or a state in which no
+#: process runs (a suspended case run waits for a form with no process at all).
+_ALIVE_OR_DONE = {
+    "prefect.flow-run.heartbeat",
+    "prefect.flow-run.Completed",
+    "prefect.flow-run.Failed",
+    "prefect.flow-run.Cancelled",
+    "prefect.flow-run.Crashed",
+    "prefect.flow-run.Suspended",
+    "prefect.flow-run.Paused",
+}
+
+
+def crash_after() -> timedelta:
+    """How long a running case run may go without a heartbeat before it counts as crashed:
+    `CASECONF_CRASH_AFTER_SECONDS` (default 90), more than PREFECT_FLOWS_HEARTBEAT_FREQUENCY."""
+    return timedelta(seconds=int(os.environ.get("CASECONF_CRASH_AFTER_SECONDS", "90")))
+
+
+def crash_automation() -> Automation:
+    """Prefect's documented zombie-run automation, limited to caseconf's runs."""
+    return Automation(
+        name=CRASH_AUTOMATION,
+        description="A caseconf run whose heartbeats stopped (its worker or machine died) is "
+        "marked Crashed; the `case-recover/recover` deployment's trigger then brings it back.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect=_ALIVE_OR_DONE,
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            match_related=ResourceSpecification(
+                {"prefect.resource.role": "tag", "prefect.resource.id": "prefect.tag.caseconf"}
+            ),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=crash_after(),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message="No heartbeat: the process running this case step died.",
+            )
+        ],
+    )
+
+
+def ensure_crash_detection() -> str:
+    """Create the automation, or bring an existing one (same name) to this definition."""
+    wanted = crash_automation()
+    try:
+        existing = Automation.read(name=CRASH_AUTOMATION)
+    except ValueError:
+        wanted.create()
+        return "created"
+    existing.trigger = wanted.trigger
+    existing.actions = wanted.actions
+    existing.description = wanted.description
+    existing.enabled = True
+    existing.update()
+    return "updated"
+
+
+def ensure_pool() -> str:
+    """The `caseconf` process work pool; an existing one is left as the operator set it."""
+    from prefect.workers.process import ProcessWorker
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(POOL)
+            return "exists"
+        except ObjectNotFound:
+            client.create_work_pool(
+                WorkPoolCreate(
+                    name=POOL,
+                    type="process",
+                    base_job_template=ProcessWorker.get_default_base_job_template(),
+                )
+            )
+            return "created"
+
+
+def wait_for_api(timeout: float = 180) -> None:
+    """Wait until the Prefect API (PREFECT_API_URL, through the proxy in compose) is ready."""
+    url = os.environ["PREFECT_API_URL"].rstrip("/")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=5):
+                return
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no ready Prefect API at {url}: {error}") from None
+            time.sleep(1)
+
+
+def _run(*command: str) -> None:
+    print(f"caseconf setup: $ {' '.join(command)}", flush=True)
+    subprocess.run(command, cwd=PROJECT_ROOT, check=True)
+
+
+def setup() -> int:
+    """Prefect's database, caseconf's database, the directory and profiles, the pool, crash
+    detection and the deployments, in that order; each step can run again without harm."""
+    from deployments.__main__ import load
+    from models.database import migrate
+
+    prefect = os.path.join(os.path.dirname(sys.executable), "prefect")
+    # Prefect's own migrations, as a step of their own (the API servers never migrate on start).
+    _run(prefect, "server", "database", "upgrade", "-y")
+    migrate()
+    print("caseconf setup: caseconf's database at the newest revision", flush=True)
+    if load() != 0:
+        return 2
+    wait_for_api()
+    print(f"caseconf setup: work pool {POOL!r} {ensure_pool()}", flush=True)
+    print(f"caseconf setup: crash detection {ensure_crash_detection()}", flush=True)
+    _run(prefect, "--no-prompt", "deploy", "--all", "--prefect-file", "prefect.yaml")
+    print("caseconf setup: done", flush=True)
+    return 0
+
+
+@flow(name="case-recover", persist_result=False)
+def case_recover() -> list[str]:
+    """Bring back cases whose run crashed (or was cut off by a stop) as new runs of their cycle,
+    and bring the record in line with runs cancelled outside caseconf."""
+    from deployments.recovery import reconcile_reviews, recover_cases
+
+    logger = get_run_logger()
+    recovered = recover_cases()
+    logger.info("Brought back %d case(s): %s", len(recovered), ", ".join(recovered) or "none")
+    reconciled = reconcile_reviews()
+    logger.info("Brought in line with runs cancelled outside caseconf: %s", reconciled)
+    return recovered
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deployments.production", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("setup", help="the one-shot setup job of docker/compose.yaml")
+    args = parser.parse_args(argv)
+    if args.command == "setup":
+        return setup()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
