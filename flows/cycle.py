@@ -17,12 +17,13 @@ from flows.forms import (
     Stakeholders,
 )
 from flows.notifications import deliver_messages
-from flows.steps import ask
+from flows.timeline import ask  # flows.steps.ask, and the timeline refreshed per step
 from models.cases import CaseView
 from models.conference import ConferenceView
 from models.profile import Profile, load_profile
 from models.vocabulary import ClosureReason, ConferenceType, Phase
 from tasks.conference import (
+    NO_PLAN,
     close_after_decision,
     conference_view,
     describe_open_actions,
@@ -34,12 +35,14 @@ from tasks.conference import (
     review_actions,
 )
 from tasks.consent import after_refusal, missing_consent, record_consent
+from tasks.fallback import confirm_security_participants, describe_security_list
 from tasks.invitations import invite
 from tasks.referral import case_view, conference_defaults
 from tasks.release import release_decision, schedule_review
 from tasks.runs import label_run, register_run
 from tasks.stages import next_conference_default
 from tasks.stakeholders import confirm_participants, describe_proposal, publish_continuity
+from tasks.steps import step_answered
 
 
 def step_key(case: CaseView, step: str) -> str:
@@ -172,11 +175,14 @@ def _consent_holds(
     `phase` (models.consent.missing_consent), checked never from cache, so a replay weeks later
     sees a withdrawal or an expiry. Without it the track stops: go on as a security conference
     (True) or close the case (False)."""
-    if not _needs_consent(profile, conference_view(conference_id)):
-        return True
-    if not missing_consent(case_id, conference_id, phase):
-        return True
-    return _after_consent_stopped(case, case_id, conference_id)
+    if (
+        _needs_consent(profile, conference_view(conference_id))
+        and missing_consent(case_id, conference_id, phase)
+        and not _after_consent_stopped(case, case_id, conference_id)
+    ):
+        return False
+    _confirm_security_list(case, case_id, conference_id)
+    return True
 
 
 def _after_consent_stopped(case: CaseView, case_id: int, conference_id: int) -> bool:
@@ -193,6 +199,40 @@ def _after_consent_stopped(case: CaseView, case_id: int, conference_id: int) -> 
         apply=lambda answer, attempt: after_refusal(key, attempt, case_id, conference_id, answer),
     )
     return answered["next_step"] != "close_case"
+
+
+def _confirm_security_list(case: CaseView, case_id: int, conference_id: int) -> None:
+    """After going on as a security conference with participants confirmed already: the
+    coordinator confirms the security type's list (who leaves, stays, joins, and why) under a
+    step key of its own; removed, added and kept participants are told once. Asked at every
+    gate until answered, so the replay after its resume reaches it again."""
+    fallback = step_answered(step_key(case, "consent-refused"))
+    if not fallback or not fallback.get("reselect"):
+        return
+    key = step_key(case, "stakeholders-security")
+    if step_answered(key) is not None:
+        return
+    table, representatives = describe_security_list(case_id, conference_id)
+    ask(
+        step_key=key,
+        form=Stakeholders,
+        description=(
+            f"### {case.reference}: who takes part in the security conference\n"
+            "The conference goes on as a security conference: selection ran again under the "
+            "security type's rules for the case's stage. The client and family leave, and so "
+            "does any agency those rules do not propose; the security type's lead and core "
+            "group come in. Confirm, or add and remove agencies with a reason (no lead can be "
+            "removed). Information already recorded stays. When you submit, those who leave "
+            "get a cancellation (the client's and family's intermediary is told the meeting "
+            "no longer includes them, without a reason), those who join an invitation, and the "
+            "others an update.\n\n" + table
+        ),
+        apply=lambda answer, attempt: confirm_security_participants(
+            key, attempt, case_id, conference_id, answer
+        ),
+        defaults={"representatives": representatives},
+    )
+    deliver_messages(case_id, case.reference)
 
 
 def _review_actions(case: CaseView, case_id: int) -> None:
@@ -251,10 +291,14 @@ def _decision(case: CaseView, case_id: int, conference_id: int) -> dict[str, Any
     conference = conference_view(conference_id)
     next_on, rule = next_conference_default(case_id, conference_id)
     plan = ""
-    if conference.conference_type == ConferenceType.social_network:
+    drafted = describe_plan(conference_id)
+    # A conference that went on as security after the family-only phase keeps the family's
+    # plan: it is decided all the same.
+    if conference.conference_type == ConferenceType.social_network or drafted != NO_PLAN:
         plan = (
             "\n\n**The family's plan.** Decide each item: accepted, amended (give the "
-            "amendment) or rejected, each with a reason.\n\n" + describe_plan(conference_id)
+            "amendment) or rejected, each with a reason, and who may read it (classification; "
+            "the family's own items are shared unless you say professional).\n\n" + drafted
         )
     key = step_key(case, "decision")
     decided = ask(

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.actions import ActionUpdate
 from models.conference import ActionEntry, InformationEntry, PlanDecisionEntry
+from models.handover import Relation
 from models.vocabulary import (
     ClosureReason,
     ConferenceType,
@@ -179,6 +180,13 @@ class Stakeholders(RunInput):
         "the invitation to the client and family (prison staff, the CSO).",
         max_length=64,
     )
+    family_members: list[Relation] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Social-network conferences with the family involved: one entry per family "
+        "member or friend invited, by their relation to the client (never a name); each gets "
+        "a hand-over of their own. Empty: one invitation for the family.",
+    )
     representatives: list[RepresentativeEntry] = Field(
         default=[],  # not a factory: form_with replaces the default with the pre-filled list
         description="Who attends for each agency. Naming someone other than last time's "
@@ -227,7 +235,13 @@ class Decision(RunInput):
     )
     decisions: list[str] = Field(
         default_factory=list,
-        description="Further decisions of the professionals, one per entry (no names).",
+        description="Further decisions of the professionals, one per entry (no names); "
+        "professional: the client and family do not read them.",
+    )
+    shared_decisions: list[str] = Field(
+        default_factory=list,
+        description="Further decisions that the client and family may read in their minutes "
+        "(shared), one per entry (no names).",
     )
     actions: list[ActionEntry] = Field(
         default_factory=list, description="Actions agreed, each with an owner agency and due date."
@@ -293,6 +307,11 @@ class Handover(BaseModel):
         description="The case's pseudonymous reference.", pattern=REFERENCE, max_length=32
     )
     handed_to: HandoverRole = Field(description="Whom the intermediary handed the invitation to.")
+    relation: Relation | None = Field(
+        default=None,
+        description="For a family member: their relation to the client, as on the hand-over "
+        "request; empty: every family member's invitation.",
+    )
     acting_representative: str = _acting()
 
 

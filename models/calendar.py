@@ -38,7 +38,7 @@ def conference_calendar(
     *,
     uid: str,
     sequence: int,
-    method: Literal["REQUEST", "CANCEL"],
+    method: Literal["REQUEST", "CANCEL", "PUBLISH"],
     starts_at: datetime,
     duration: timedelta,
     time_zone: str,
@@ -48,14 +48,15 @@ def conference_calendar(
     attendees: list[str],
     stamp: datetime,
 ) -> str:
-    """The iCalendar text of one conference: a REQUEST (invite or update) or a CANCEL.
+    """The iCalendar text of one conference: a REQUEST (invite or update), a CANCEL, or a
+    PUBLISH (a file handed over to someone without a mailbox: no request to its carrier).
 
     Start and end are written in the conference's own zone (TZID plus VTIMEZONE), so
     10:00 in Vienna is 10:00 Europe/Vienna for every recipient. Carries only what is
     given: put no case content in `summary` or `location`.
     """
-    if method not in ("REQUEST", "CANCEL"):
-        raise ValueError(f"method must be REQUEST or CANCEL, not {method!r}")
+    if method not in ("REQUEST", "CANCEL", "PUBLISH"):
+        raise ValueError(f"method must be REQUEST, CANCEL or PUBLISH, not {method!r}")
     if sequence < 0:
         raise ValueError("sequence must not be negative")
     if duration <= timedelta(0):

@@ -24,7 +24,7 @@ from models import mail_plugin
 
 log = logging.getLogger("caseconf.channels")
 
-CALENDAR_NAME = "invitation.ics"
+CALENDAR_NAME = mail_plugin.IMIP_NAME
 
 # apprise 2.0.1 accepts an attachment's mimetype only if it is a value of
 # mimetypes.types_map, which lacks text/calendar until the system's mime.types is read

@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
@@ -67,10 +68,23 @@ class PlanDecisionEntry(BaseModel):
 
     item: int = Field(ge=1, le=100, description="Number of the plan item, as listed above.")
     outcome: PlanOutcome = Field(description="accepted, amended (give the amendment) or rejected.")
+    classification: Classification | None = Field(
+        default=None,
+        description="Who may read the item in the minutes: shared (also client and family) or "
+        "professional (the professionals only). Empty keeps it as listed above (the client's "
+        "and family's own items are shared).",
+    )
     amendment: str | None = Field(
         default=None, max_length=1000, description="The amended wording, when amended."
     )
     reason: str = Field(min_length=3, max_length=1000, description="Why (required for each item).")
+
+
+class ActionOwnerRole(StrEnum):
+    """An action owned by the client or the family: their intermediary reaches them."""
+
+    client = "client"
+    family = "family"
 
 
 class ActionEntry(BaseModel):
@@ -78,10 +92,23 @@ class ActionEntry(BaseModel):
 
     model_config = ANSWER_CONFIG
 
-    owner_agency: str = Field(
-        description="Directory code of the agency that owns the action (one of this conference's).",
-        min_length=1,
+    owner_agency: str | None = Field(
+        default=None,
+        description="Directory code of the agency that owns the action (one of this "
+        "conference's). Empty when the client or the family owns it (owner_role).",
         max_length=64,
+    )
+    owner_role: ActionOwnerRole | None = Field(
+        default=None,
+        description="Only for an action the client or the family owns (e.g. a family support "
+        "programme): their intermediary in this conference receives the notices and hands "
+        "them over. Leave owner_agency empty (or give the intermediary's code).",
+    )
+    classification: Classification = Field(
+        default=Classification.professional,
+        description="Who may read the action in the minutes: professional (the professionals "
+        "only) or shared (also client and family). An action of the client or family must be "
+        "shared.",
     )
     description: str = Field(
         min_length=3, max_length=500, description="What is to be done. No names."
@@ -213,14 +240,22 @@ def participants(session: Session, *, conference_id: int) -> list[Participant]:
     return list(session.exec(query.order_by(col(Participant.id))))
 
 
-def professional_agencies(session: Session, *, conference_id: int) -> dict[str, Agency]:
-    """Agency code to agency, for the professionals taking part in the conference."""
+def professional_agencies(
+    session: Session, *, conference_id: int, phase: Phase | None = None
+) -> dict[str, Agency]:
+    """Agency code to agency, for the professionals taking part in the conference (in `phase`,
+    if given: those whose `Participant.phases` include it, or who attend every phase)."""
     rows = session.exec(
         select(Agency, Participant)
         .join(Participant, col(Participant.agency_id) == col(Agency.id))
         .where(Participant.conference_id == conference_id)
     ).all()
-    return {a.code: a for a, p in rows if p.role in PROFESSIONAL_ROLES}
+    return {
+        a.code: a
+        for a, p in rows
+        if p.role in PROFESSIONAL_ROLES
+        and (phase is None or p.phases is None or str(phase) in p.phases)
+    }
 
 
 def _require_phase(conference: Conference, phase: Phase) -> None:
@@ -241,12 +276,21 @@ def record_information(
 ) -> list[int]:
     """Store the information phase; restricted items only as pointers, only in security conferences."""
     _require_phase(conference, Phase.information)
-    agencies = professional_agencies(session, conference_id=conference.id)  # type: ignore[arg-type]
+    agencies = professional_agencies(
+        session,
+        conference_id=conference.id,  # type: ignore[arg-type]
+        phase=Phase.information,
+    )
     problems: list[Problem] = []
     for i, entry in enumerate(entries):
         field = f"items[{i}]"
         if entry.agency not in agencies:
-            problems.append(Problem(f"{field}.agency", "not a professional in this conference"))
+            problems.append(
+                Problem(
+                    f"{field}.agency",
+                    "not a professional attending this conference's information phase",
+                )
+            )
         if entry.classification == Classification.restricted:
             if conference.conference_type != ConferenceType.security:
                 problems.append(
@@ -322,6 +366,8 @@ def record_family_plan(session: Session, *, conference: Conference, items: list[
             number=number,
             drafted_by=Role.family,
             text=text,
+            # Their own plan: they may read it in their minutes.
+            classification=Classification.shared,
         )
         session.add(plan_item)
         session.flush()
@@ -348,9 +394,13 @@ def record_decision(
     next_review_on: date | None,
     today: date,
     closes: bool = False,
+    shared_decisions: list[str] | None = None,
 ) -> list[int]:
     """Decide the plan item by item, record further decisions and actions; all or nothing.
 
+    Every item has an audience: `decisions` are professional, `shared_decisions` may also reach
+    the client and family; a plan decision may set its item's classification. An action owned
+    by the client or the family (`owner_role`) is owned on record by their intermediary.
     The conference either sets the date of the next one or, with `closes`, ends the case (the
     date is then not used).
     """
@@ -370,18 +420,41 @@ def record_decision(
             problems.append(Problem(f"{field}.amendment", "required when the item is amended"))
         if entry.outcome != PlanOutcome.amended and entry.amendment:
             problems.append(Problem(f"{field}.amendment", "only amended items carry an amendment"))
+        if entry.classification == Classification.restricted:
+            problems.append(
+                Problem(f"{field}.classification", "a plan item is shared or professional")
+            )
     missing = sorted(set(drafted) - seen)
     if missing:
         problems.append(
             Problem("plan_decisions", f"every plan item needs a decision; missing: {missing}")
         )
-    for i, text in enumerate(decisions):
-        if not text.strip():
-            problems.append(Problem(f"decisions[{i}]", "must not be empty"))
+    shared_decisions = list(shared_decisions or [])
+    for name, texts in (("decisions", decisions), ("shared_decisions", shared_decisions)):
+        for i, text in enumerate(texts):
+            if not text.strip():
+                problems.append(Problem(f"{name}[{i}]", "must not be empty"))
+    owners: list[int] = []
     for i, action in enumerate(actions):
-        if action.owner_agency not in agencies:
+        owner, problem = action_owner(
+            session, conference=conference, action=action, agencies=agencies
+        )
+        if problem is not None:
+            problems.append(Problem(f"actions[{i}].{problem[0]}", problem[1]))
+        owners.append(owner or 0)
+        if action.classification == Classification.restricted:
             problems.append(
-                Problem(f"actions[{i}].owner_agency", "not a professional in this conference")
+                Problem(
+                    f"actions[{i}].classification",
+                    "an action is shared or professional (restricted content is never stored)",
+                )
+            )
+        elif action.owner_role is not None and action.classification != Classification.shared:
+            problems.append(
+                Problem(
+                    f"actions[{i}].classification",
+                    f"must be shared: the {action.owner_role} owns this action and reads it",
+                )
             )
         if action.due_on <= today:
             problems.append(Problem(f"actions[{i}].due_on", "must be after today"))
@@ -392,7 +465,7 @@ def record_decision(
         )
     elif not closes and next_review_on is not None and next_review_on <= today:
         problems.append(Problem("next_review_on", "must be after today"))
-    if not drafted and not decisions and not actions:
+    if not drafted and not decisions and not shared_decisions and not actions:
         problems.append(Problem("decisions", "record at least one decision or action"))
     if problems:
         raise Refusal(*problems)
@@ -402,9 +475,14 @@ def record_decision(
         item.outcome = entry.outcome
         item.amendment = (entry.amendment or "").strip() or None
         item.reason = entry.reason.strip()
+        if entry.classification is not None:
+            item.classification = entry.classification
         session.add(item)
     next_number = max(drafted, default=0) + 1
-    for offset, text in enumerate(decisions):
+    further = [(t, Classification.professional) for t in decisions] + [
+        (t, Classification.shared) for t in shared_decisions
+    ]
+    for offset, (text, level) in enumerate(further):
         session.add(
             PlanItem(
                 conference_id=conference.id,  # type: ignore[arg-type]
@@ -412,14 +490,17 @@ def record_decision(
                 drafted_by=Role.lead,
                 text=text.strip(),
                 outcome=PlanOutcome.accepted,
+                classification=level,
             )
         )
     action_ids = []
-    for action in actions:
+    for action, owner_id in zip(actions, owners, strict=True):
         row = ActionItem(
             case_id=case.id,  # type: ignore[arg-type]
             conference_id=conference.id,  # type: ignore[arg-type]
-            owner_agency_id=agencies[action.owner_agency].id,  # type: ignore[arg-type]
+            owner_agency_id=owner_id,
+            owner_role=Role(action.owner_role) if action.owner_role else None,
+            classification=action.classification,
             description=action.description.strip(),
             due_on=action.due_on,
             status=ActionStatus.open,
@@ -431,6 +512,39 @@ def record_decision(
     session.add(conference)
     session.flush()
     return action_ids  # type: ignore[return-value]
+
+
+def action_owner(
+    session: Session, *, conference: Conference, action: ActionEntry, agencies: dict[str, Agency]
+) -> tuple[int | None, tuple[str, str] | None]:
+    """The agency that owns `action` on record (for the client or family: their intermediary),
+    or the field at fault and why."""
+    if action.owner_role is None:
+        if not action.owner_agency:
+            return None, ("owner_agency", "required (or owner_role for the client or family)")
+        if action.owner_agency not in agencies:
+            return None, ("owner_agency", "not a professional in this conference")
+        return agencies[action.owner_agency].id, None
+    reached = [
+        p
+        for p in participants(session, conference_id=conference.id)  # type: ignore[arg-type]
+        if p.role == action.owner_role and p.intermediary_agency_id is not None
+    ]
+    if not reached:
+        return None, (
+            "owner_role",
+            f"the {action.owner_role} does not take part in this conference through an "
+            "intermediary, so nobody could hand the action over",
+        )
+    intermediary = session.get(Agency, reached[0].intermediary_agency_id)
+    assert intermediary is not None
+    if action.owner_agency and action.owner_agency != intermediary.code:
+        return None, (
+            "owner_agency",
+            f"leave it empty: the {action.owner_role}'s action goes to their intermediary, "
+            f"{intermediary.code}",
+        )
+    return intermediary.id, None
 
 
 def open_actions(session: Session, *, case_id: int) -> list[ActionItem]:
@@ -447,13 +561,18 @@ def audience(
     profile: Profile,
     kinds: Iterable[str],
     agency_clearance: Classification,
+    share_with_held: bool = True,
 ) -> set[Classification]:
     """Which classifications a participant may receive in minutes and messages: the one place
     that decides. Client and family: `shared` only. A professional: up to the lower of the
     profile's clearance for its kinds in this conference type and the directory's clearance of
-    its agency; `restricted` never outside a security conference. The channel's clearance is
-    applied on top when a message is composed (models/delivery.py)."""
+    its agency; `restricted` never outside a security conference; `shared` only, when the
+    profile makes its kind need the client's `share_with:<agency>` consent and
+    `share_with_held` says it is not in force. The channel's clearance is applied on top when a
+    message is composed (models/delivery.py)."""
     if role not in PROFESSIONAL_ROLES:
+        return {Classification.shared}
+    if not share_with_held and needs_share_with(profile, conference_type, kinds):
         return {Classification.shared}
     ceiling = min(
         profile.clearance_for(conference_type, kinds), agency_clearance, key=RANK.__getitem__
@@ -462,3 +581,28 @@ def audience(
     if conference_type != ConferenceType.security:
         allowed.discard(Classification.restricted)
     return allowed
+
+
+def needs_share_with(
+    profile: Profile, conference_type: ConferenceType, kinds: Iterable[str]
+) -> bool:
+    """Does an agency of these kinds need the client's `share_with:<agency>` consent to receive
+    more than `shared` items in this conference type (the profile's share_with_consent_kinds)?"""
+    rules = profile.conference_types.get(conference_type)
+    required = {str(k) for k in getattr(rules, "share_with_consent_kinds", None) or []}
+    return bool(required & {str(k) for k in kinds})
+
+
+def attended_phases(
+    participant: Participant, profile: Profile, conference_type: ConferenceType
+) -> set[Phase]:
+    """The phases a participant attends (`Participant.phases`; none recorded: every phase of
+    the type)."""
+    phases = (
+        profile.conference_types[conference_type].phases
+        if conference_type in profile.conference_types
+        else []
+    )
+    if participant.phases is None:
+        return set(phases)
+    return {Phase(p) for p in participant.phases}

@@ -1,8 +1,9 @@
 """From an outbox row to a message: what each recipient may read, on which channel.
 
 Content is minimal by rule (models/messages.py); minutes travel as an attachment only on a
-channel whose clearance covers every item the recipient may receive, everyone else gets a
-pointer. Calendar parts go by email only.
+channel whose clearance covers every item the recipient may receive (models/release.py
+`minutes_for` decides which), everyone else gets a pointer. Calendar parts go by email only;
+a hand-over carries the calendar as a file to hand on, not as an iMIP part.
 """
 
 from datetime import datetime, timedelta
@@ -12,9 +13,10 @@ from sqlmodel import Session, col, select
 
 from models.calendar import conference_calendar
 from models.channels import Outgoing
-from models.conference import audience, plan_items
+from models.handover import HANDED_OVER_ROLES, handover_file_name, handover_for
 from models.messages import Event, MessageContext, render
-from models.profile import RANK, load_profile
+from models.profile import RANK
+from models.release import Minutes, minutes_for
 from models.tables import (
     ActionItem,
     Agency,
@@ -23,9 +25,11 @@ from models.tables import (
     Conference,
     InformationItem,
     Notification,
+    Participant,
+    PlanItem,
     Review,
 )
-from models.vocabulary import ChannelKind, Classification, ConferenceType, Role
+from models.vocabulary import PROFESSIONAL_ROLES, ChannelKind, Classification, Role
 
 MINUTES_POINTER = {
     "en": "The minutes are not sent on this channel: ask the coordinator for your copy.",
@@ -37,24 +41,24 @@ ACTION_POINTER = {
 }
 CALENDAR_METHOD = {
     Event.invitation: "REQUEST",
-    Event.handover_request: "REQUEST",
+    Event.handover_request: "PUBLISH",
     Event.rescheduled: "REQUEST",
     Event.cancelled: "CANCEL",
+    Event.invitation_updated: "REQUEST",
+    Event.participation_cancelled: "CANCEL",
+    Event.handover_withdrawn: "CANCEL",
 }
+#: Events whose calendar is a file for the intermediary to hand over, not an iMIP part.
+HANDOVER_FILE = frozenset({Event.handover_request, Event.handover_withdrawn})
 
 
-def minutes_text(session: Session, *, conference: Conference, allowed: set[Classification]) -> str:
-    """The minutes one audience may read: its information items, the plan, the actions."""
+def minutes_text(session: Session, *, conference: Conference, minutes: Minutes) -> str:
+    """The minutes one participant may read: its information items, plan items and actions."""
     agencies = {a.id: a.code for a in session.exec(select(Agency))}
     lines = [f"Minutes, conference cycle {conference.cycle}", "", "Information"]
-    items = session.exec(
-        select(InformationItem)
-        .where(InformationItem.conference_id == conference.id)
-        .order_by(col(InformationItem.id))
-    )
-    for item in items:
-        if item.classification not in allowed:
-            continue
+    for item_id in minutes.information_ids:
+        item = session.get(InformationItem, item_id)
+        assert item is not None
         text = (
             item.summary
             if item.classification != Classification.restricted
@@ -62,15 +66,43 @@ def minutes_text(session: Session, *, conference: Conference, allowed: set[Class
         )
         lines.append(f"- [{item.classification}] {agencies[item.agency_id]}: {text}")
     lines += ["", "Plan and decisions"]
-    for p in plan_items(session, conference_id=conference.id):  # type: ignore[arg-type]
+    for plan_id in minutes.plan_ids:
+        p = session.get(PlanItem, plan_id)
+        assert p is not None
         amended = f" -> {p.amendment}" if p.amendment else ""
-        lines.append(f"{p.number}. {p.text} [{p.outcome}]{amended}")
+        lines.append(f"{p.number}. [{p.classification}] {p.text} [{p.outcome}]{amended}")
     lines += ["", "Actions"]
-    for a in session.exec(select(ActionItem).where(ActionItem.conference_id == conference.id)):
+    for action_id in minutes.action_ids:
+        a = session.get(ActionItem, action_id)
+        assert a is not None
+        owner = agencies[a.owner_agency_id]
+        if a.owner_role:
+            owner = f"{a.owner_role} (through {owner})"
         lines.append(
-            f"- no. {a.id}, {agencies[a.owner_agency_id]}: {a.description} (due {a.due_on})"
+            f"- no. {a.id} [{a.classification}], {owner}: {a.description} (due {a.due_on})"
         )
     return "\n".join(lines) + "\n"
+
+
+def recipient_participant(session: Session, notification: Notification) -> Participant | None:
+    """The participant an outbox row is addressed to (None if it no longer takes part)."""
+    wanted = notification.detail.get("participant_id")
+    if wanted is not None:
+        row = session.get(Participant, wanted)
+        return row if row is not None and row.conference_id == notification.conference_id else None
+    role = Role(notification.recipient_role)
+    column = (
+        Participant.agency_id if role in PROFESSIONAL_ROLES else Participant.intermediary_agency_id
+    )
+    return session.exec(
+        select(Participant)
+        .where(
+            Participant.conference_id == notification.conference_id,
+            Participant.role == role,
+            column == notification.recipient_agency_id,
+        )
+        .order_by(col(Participant.id))
+    ).first()
 
 
 def compose(
@@ -97,25 +129,26 @@ def compose(
         review = session.get(Review, notification.detail["review_id"])
     attachments: list[tuple[str, bytes]] = []
     attached = False
-    if event == Event.minutes:
-        allowed = audience(
-            role=role,
-            conference_type=ConferenceType(conference.conference_type),
-            profile=load_profile(case.profile),
-            kinds=agency.kinds,
-            agency_clearance=Classification(agency.clearance),
+    participant = recipient_participant(session, notification)
+    if event == Event.minutes and participant is not None:
+        minutes = minutes_for(
+            session, case=case, conference=conference, participant=participant, today=now.date()
         )
         cleared = (
-            all(RANK[c] <= RANK[Classification(channel.clearance)] for c in allowed)
+            all(RANK[c] <= RANK[Classification(channel.clearance)] for c in minutes.classifications)
             and channel.kind == ChannelKind.email
         )
         if cleared:
-            text = minutes_text(session, conference=conference, allowed=allowed)
+            text = minutes_text(session, conference=conference, minutes=minutes)
             attachments.append(("minutes.txt", text.encode()))
             attached = True
+    target = notification.detail.get("for")
+    if action is not None and action.owner_role is not None and role in HANDED_OVER_ROLES:
+        target = handover_for(action.owner_role, None)
     context = MessageContext(
         reference=case.reference,
-        recipient_role="intermediary" if event == Event.handover_request else str(role),
+        recipient_role="intermediary" if target else str(role),
+        handover_for=str(target) if target and event != Event.minutes else None,
         # Only to the referring agency itself, and only on a channel cleared beyond `shared`:
         # a file number names a person in the agency's own records.
         agency_file_number=(
@@ -157,7 +190,7 @@ def compose(
     calendar = None
     method = CALENDAR_METHOD.get(event)
     if method and kind == "email" and conference.starts_at is not None:
-        calendar = conference_calendar(
+        ics = conference_calendar(
             uid=conference.ical_uid,
             sequence=conference.ical_sequence,
             method=method,  # type: ignore[arg-type]
@@ -170,6 +203,12 @@ def compose(
             attendees=[],
             stamp=now,
         )
+        if event in HANDOVER_FILE:
+            # For someone without a mailbox: a file to hand over, never a meeting request
+            # into the intermediary's own calendar (it gets its own invitation if it attends).
+            attachments.append((handover_file_name(str(target)), ics.encode()))
+        else:
+            calendar = ics
     return Outgoing(
         tag=channel.tag,
         subject=message.subject,

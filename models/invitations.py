@@ -10,9 +10,10 @@ from sqlmodel import Session, select
 
 from models.audit import audit
 from models.errors import Refusal
+from models.handover import handover_for, handover_recipient
 from models.notifications import queue_to_agency
 from models.tables import Case, Conference, Notification, Participant
-from models.vocabulary import PROFESSIONAL_ROLES, NotificationStatus, Role
+from models.vocabulary import PROFESSIONAL_ROLES, ConferenceType, NotificationStatus, Role
 
 
 def queue_invitations(
@@ -28,24 +29,76 @@ def queue_invitations(
     for participant in session.exec(
         select(Participant).where(Participant.conference_id == conference.id)
     ):
-        professional = participant.role in PROFESSIONAL_ROLES
-        recipient_id = participant.agency_id if professional else participant.intermediary_agency_id
-        assert recipient_id is not None
-        if not professional and event not in ("invitation", "rescheduled", "cancelled"):
-            continue  # the intermediary hands over meeting changes only; the rest is for agencies
-        kind = event if professional else "handover_request" if event == "invitation" else event
+        if participant.role not in PROFESSIONAL_ROLES:
+            ids += queue_handover(
+                session,
+                case=case,
+                conference=conference,
+                participant=participant,
+                event=event,
+                now=now,
+            )
+            continue
+        assert participant.agency_id is not None
         ids += queue_to_agency(
             session,
             case=case,
             conference=conference,
-            event=kind,
-            agency_id=recipient_id,
+            event=event,
+            agency_id=participant.agency_id,
             role=Role(participant.role),
             now=now,
-            recipient=f"{recipient_id}:{participant.role}",
+            recipient=f"{participant.agency_id}:{participant.role}",
             version=conference.ical_sequence,
         )
     return ids
+
+
+#: What the intermediary is sent for a meeting event of a participant it reaches (absent: none;
+#: reminders and notices to professionals are not handed over).
+HANDOVER_EVENTS = {
+    "invitation": "handover_request",
+    "rescheduled": "handover_request",
+    "cancelled": "handover_withdrawn",
+    "removed": "handover_withdrawn",
+}
+
+
+def queue_handover(
+    session: Session,
+    *,
+    case: Case,
+    conference: Conference,
+    participant: Participant,
+    event: str,
+    now: datetime,
+) -> list[int]:
+    """Queue to the intermediary what it is to hand to the client or a family member: for whom
+    (by role and relation, never a name) travels in the row's detail."""
+    kind = HANDOVER_EVENTS.get(event)
+    if kind is None:
+        return []
+    if conference.conference_type == ConferenceType.security and event != "removed":
+        return []  # a security conference never includes them: nothing is handed over
+    assert participant.intermediary_agency_id is not None
+    return queue_to_agency(
+        session,
+        case=case,
+        conference=conference,
+        event=kind,
+        key_event=None if event == "invitation" else event,
+        agency_id=participant.intermediary_agency_id,
+        role=Role(participant.role),
+        now=now,
+        recipient=handover_recipient(
+            participant.intermediary_agency_id,
+            participant.role,
+            participant.relation,
+            participant.id or 0,
+        ),
+        version=conference.ical_sequence,
+        detail={"for": handover_for(participant.role, participant.relation)},
+    )
 
 
 def record_handover(
@@ -56,8 +109,17 @@ def record_handover(
     role: Role,
     actor_id: int,
     now: datetime,
+    relation: str | None = None,
 ) -> list[int]:
-    """The intermediary handed the invitation to the client or family: record it on the request."""
+    """The intermediary handed the invitation to the client or family (a family member by
+    relation, if given): record it on the request."""
+    still = session.exec(
+        select(Participant).where(
+            Participant.conference_id == conference.id, Participant.role == role
+        )
+    ).first()
+    if still is None:
+        raise Refusal.of("handed_to", f"this conference no longer includes the {role}")
     rows = list(
         session.exec(
             select(Notification).where(
@@ -67,6 +129,14 @@ def record_handover(
             )
         )
     )
+    if relation is not None:
+        wanted = handover_for(role, relation)
+        rows = [r for r in rows if r.detail.get("for") == wanted]
+        if not rows:
+            raise Refusal.of(
+                "relation",
+                f"no invitation for a family member ({relation}) waits to be handed over",
+            )
     if not rows:
         raise Refusal.of("role", f"no invitation for the {role} waits to be handed over")
     if not any(r.status in (NotificationStatus.sent, NotificationStatus.handed_over) for r in rows):

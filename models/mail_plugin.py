@@ -49,8 +49,14 @@ def calendar_method(calendar: str) -> str:
     return match.group(1).upper()
 
 
+#: The one attachment name sent as the message's iMIP part (a meeting request or cancellation
+#: for the recipient's own calendar). Any other .ics travels as a plain file: a hand-over
+#: carries the invitation of someone else, which must not land in the intermediary's calendar.
+IMIP_NAME = "invitation.ics"
+
+
 def _is_calendar(name: str, mimetype: str) -> bool:
-    return name.lower().endswith(".ics") or mimetype.split(";")[0].strip() == "text/calendar"
+    return name == IMIP_NAME
 
 
 def build_message(

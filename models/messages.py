@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pendulum
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from models.handover import Relation
+
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 LANGUAGES = ("en", "de")
 DEFAULT_LANGUAGE = "en"
@@ -33,6 +35,8 @@ RECIPIENT_ROLES = frozenset(
     }
 )
 _AGENCY_ROLES = frozenset({"lead", "coordinator", "core", "case_dependent"})
+#: Whom a hand-over may be for (models/handover.py `handover_for`).
+HANDOVER_TARGETS = frozenset({"client", "family"} | {f"family:{r}" for r in Relation})
 _LINE_BREAKS = "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 
 # (date and time, date) formats per language, pendulum tokens.
@@ -61,11 +65,16 @@ class Event(StrEnum):
     review_cancelled = "review_cancelled"
     review_run_cancelled = "review_run_cancelled"  # cancelled or deleted in Prefect
     case_run_cancelled = "case_run_cancelled"  # the case's own run, cancelled by hand
+    invitation_updated = "invitation_updated"  # same meeting, another list of participants
+    participation_cancelled = "participation_cancelled"  # the meeting goes on without them
+    handover_withdrawn = "handover_withdrawn"  # the meeting no longer includes whom it was for
 
 
 _BASE = ("reference", "file_number", "role")
 _MEETING = (*_BASE, "when", "location")
-_ACTION = (*_BASE, "action_description", "due")
+# `handover_for`: set when the action is the client's or a family member's, reached through
+# the recipient (their intermediary).
+_ACTION = (*_BASE, "action_description", "due", "handover_for")
 
 # The only variables each event's templates may use.
 _VARIABLES: dict[Event, tuple[str, ...]] = {
@@ -80,11 +89,14 @@ _VARIABLES: dict[Event, tuple[str, ...]] = {
     Event.action_overdue: _ACTION,
     Event.action_escalation: (*_ACTION, "owner_agency"),
     Event.review_due: (*_BASE, "cycle", "when"),
-    Event.handover_request: _MEETING,
+    Event.handover_request: (*_MEETING, "handover_for"),
     Event.review_moved: (*_BASE, "when", "previous_when"),
     Event.review_cancelled: (*_BASE, "when"),
     Event.review_run_cancelled: (*_BASE, "when"),
     Event.case_run_cancelled: (*_BASE, "cycle"),
+    Event.invitation_updated: _MEETING,
+    Event.participation_cancelled: (*_BASE, "when"),
+    Event.handover_withdrawn: (*_BASE, "when", "handover_for"),
 }
 
 # Context fields an event cannot do without.
@@ -97,7 +109,10 @@ _REQUIRED: dict[Event, tuple[str, ...]] = {
     Event.action_due_soon: ("action_description", "action_due_on"),
     Event.action_overdue: ("action_description", "action_due_on"),
     Event.action_escalation: ("action_description", "action_due_on", "owner_agency"),
-    Event.handover_request: ("starts_at", "location"),
+    Event.handover_request: ("starts_at", "location", "handover_for"),
+    Event.invitation_updated: ("starts_at", "location"),
+    Event.participation_cancelled: ("starts_at",),
+    Event.handover_withdrawn: ("starts_at", "handover_for"),
     Event.review_moved: ("starts_at",),
     Event.review_cancelled: ("starts_at",),
     Event.review_run_cancelled: ("starts_at",),
@@ -105,11 +120,14 @@ _REQUIRED: dict[Event, tuple[str, ...]] = {
 
 # Who may receive an event (absent: anyone).
 _RECIPIENTS: dict[Event, frozenset[str]] = {
-    Event.action_assigned: _AGENCY_ROLES,
-    Event.action_due_soon: _AGENCY_ROLES,
-    Event.action_overdue: _AGENCY_ROLES,
+    Event.action_assigned: _AGENCY_ROLES | {"intermediary"},
+    Event.action_due_soon: _AGENCY_ROLES | {"intermediary"},
+    Event.action_overdue: _AGENCY_ROLES | {"intermediary"},
     Event.action_escalation: frozenset({"lead"}),
     Event.handover_request: frozenset({"intermediary"}),
+    Event.handover_withdrawn: frozenset({"intermediary"}),
+    Event.invitation_updated: _AGENCY_ROLES | {"observer"},
+    Event.participation_cancelled: _AGENCY_ROLES | {"observer"},
     Event.review_moved: _AGENCY_ROLES,
     Event.review_cancelled: _AGENCY_ROLES,
     Event.review_run_cancelled: _AGENCY_ROLES,
@@ -134,6 +152,8 @@ class MessageContext:
     minutes_pointer: str | None
     minutes_attached: bool
     previous_starts_at: datetime | None = None  # a moved review's former date
+    # Whom a hand-over is for: client, family or family:<relation> (models/handover.py).
+    handover_for: str | None = None
 
     def __post_init__(self) -> None:
         """Reject values a message cannot carry safely."""
@@ -155,6 +175,8 @@ class MessageContext:
                 raise ValueError(f"{name} must be timezone-aware")
         if self.cycle < 0:
             raise ValueError("cycle must not be negative")
+        if self.handover_for is not None and self.handover_for not in HANDOVER_TARGETS:
+            raise ValueError(f"unknown hand-over target: {self.handover_for!r}")
 
 
 @dataclass(frozen=True)
@@ -207,6 +229,7 @@ def _variables(event: Event, language: str, context: MessageContext) -> dict[str
         "owner_agency": context.owner_agency,
         "minutes_attached": context.minutes_attached,
         "minutes_pointer": context.minutes_pointer,
+        "handover_for": context.handover_for,
     }
     return {name: available[name] for name in _VARIABLES[event]}
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from models.errors import Problem, Refusal
 from models.stakeholders import Proposal
 from models.tables import Agency, Conference, Participant, Representative
-from models.vocabulary import Phase, Role
+from models.vocabulary import ConferenceType, Phase, Role
 
 
 def last_representatives(session: Session, *, case_id: int, before_cycle: int) -> dict[str, str]:
@@ -129,6 +129,7 @@ def record_participants(
     client_phases: Sequence[str] = (),
     representatives: Mapping[str, Representative] | None = None,
     last: Mapping[str, str] | None = None,
+    family_relations: Sequence[str] = (),
 ) -> list[int]:
     """Store who takes part, why and who represents each agency (a substitute if not last
     time's representative); client and family are reached through an intermediary."""
@@ -156,7 +157,8 @@ def record_participants(
                 is_substitute=proposal.agency_code in substitutes,
             )
         )
-    if client_and_family:
+    # A security conference never includes the client and family, whatever a profile says.
+    if client_and_family and conference.conference_type != ConferenceType.security:
         if intermediary_code not in agencies or not agencies[intermediary_code].active:
             raise Refusal.of(
                 "intermediary",
@@ -164,16 +166,23 @@ def record_participants(
                 "invitation to the client and family",
             )
         intermediary = agencies[intermediary_code]
-        roles = [Role.client] + ([Role.family] if family_involved else [])
-        for role in roles:
+        # One family participant per family member named by relation (never by name), else one
+        # for the family as a whole; each gets a hand-over of its own.
+        people: list[tuple[Role, str | None]] = [(Role.client, None)]
+        if family_involved:
+            people += [(Role.family, str(r)) for r in family_relations] or [(Role.family, None)]
+        for role, relation in people:
             add(
                 Participant(
                     conference_id=conference.id,  # type: ignore[arg-type]
                     role=role,
-                    rule=f"{role} of a social-network conference"
+                    rule=f"{role}{f' ({relation})' if relation else ''} of a social-network "
+                    "conference"
                     + (f" ({', '.join(client_phases)})" if client_phases else "")
                     + f", invited through {intermediary.code}",
                     intermediary_agency_id=intermediary.id,
+                    relation=relation,
+                    phases=[str(p) for p in client_phases] if client_phases else None,
                 )
             )
     conference.phase = Phase.information

@@ -68,12 +68,15 @@ def describe_open_actions(case_id: int) -> str:
         return actions.describe_open_actions(session, case_id=case_id)
 
 
+NO_PLAN = "_No plan items._"
+
+
 @task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
 def describe_plan(conference_id: int) -> str:
     """Markdown list of the family's plan items, for the decision form (never persisted)."""
     with session_scope() as session:
         items = conference.plan_items(session, conference_id=conference_id)
-        return "\n".join(f"{p.number}. {p.text}" for p in items) or "_No plan items._"
+        return "\n".join(f"{p.number}. {p.text} *({p.classification})*" for p in items) or NO_PLAN
 
 
 @task(**DATABASE_RETRIES)
@@ -158,6 +161,7 @@ def record_decision(
             conference=row,
             plan_decisions=answer.plan_decisions,
             decisions=answer.decisions,
+            shared_decisions=answer.shared_decisions,
             actions=answer.actions,
             next_review_on=answer.next_review_on,
             today=stages.case_today(session, case=case, now=at),

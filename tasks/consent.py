@@ -80,6 +80,7 @@ def after_refusal(
         at = now()
         rep = cases.acting_representative(session, code=answer.acting_representative)
         case = cases.get_case(session, case_id)
+        reselect = False
         if answer.next_step == AfterRefusal.close:
             cases.close_case(
                 session,
@@ -93,6 +94,9 @@ def after_refusal(
             conference.continue_as_security(
                 session, case=case, conference=conference.get_conference(session, conference_id)
             )
+            # Participants confirmed already: the security type's selection replaces them
+            # (flows/cycle.py asks the coordinator to confirm it before anything else).
+            reselect = bool(conference.participants(session, conference_id=conference_id))
             audit(
                 session,
                 action="conference.continued_as_security",
@@ -101,6 +105,6 @@ def after_refusal(
                 at=at,
                 justification=answer.reason,
             )
-        return {"next_step": str(answer.next_step)}
+        return {"next_step": str(answer.next_step), "reselect": reselect}
 
     return apply_once(step_key=step_key, case_id=case_id, attempt=attempt, write=write)

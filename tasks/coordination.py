@@ -65,6 +65,7 @@ def handover(record: Handover) -> int:
             role=Role(record.handed_to),
             actor_id=rep.id,  # type: ignore[arg-type]
             now=at,
+            relation=str(record.relation) if record.relation else None,
         )
         return case.id  # type: ignore[return-value]
 

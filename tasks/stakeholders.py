@@ -132,6 +132,7 @@ def confirm_participants(
             or default_intermediary(case, selection, agencies),
             representatives=named,
             last=last,
+            family_relations=[str(r) for r in answer.family_members],
         )
         for agency, (before, after) in sorted(substitutions(named, last).items()):
             audit(

@@ -267,9 +267,17 @@ def test_handover_request_goes_to_the_intermediary(session: Session) -> None:
     assert {r.recipient_agency_id for r in handovers} == {intermediary.id}
     email = build(session, row_for(session, ids, "neustart-wien", "neustart-wien", Role.client))
     assert "vermittelnde Stelle" in email.body
-    assert email.calendar is not None and "METHOD:REQUEST" in email.calendar
+    # Says for whom, and carries the meeting as a file to hand over: no meeting request into
+    # the intermediary's own calendar.
+    assert "Einladung für die Klientin bzw. den Klienten" in email.subject
+    assert "Für: die Klientin bzw. den Klienten" in email.body
+    assert email.calendar is None
+    [(name, ics)] = email.attachments
+    assert name == "invitation-client.ics"
+    assert b"METHOD:PUBLISH" in ics and b"ATTENDEE" not in ics
     chat = build(session, row_for(session, ids, "neustart-wien", "neustart-wien-chat", Role.family))
     assert chat.body.startswith("Bitte übergeben Sie") and chat.calendar is None
+    assert "an die Angehörigen" in chat.body
     assert "\n" not in chat.body
 
 

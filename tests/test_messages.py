@@ -21,7 +21,13 @@ KINDS: tuple[Literal["email", "chat"], ...] = ("email", "chat")
 REFERENCE = "CASE-2026-0042"
 
 # The recipient each event is written for.
-ROLE = {Event.action_escalation: "lead", Event.handover_request: "intermediary"}
+ROLE = {
+    Event.action_escalation: "lead",
+    Event.handover_request: "intermediary",
+    Event.handover_withdrawn: "intermediary",
+}
+# Whom a hand-over is for (by role and relation, never a name).
+FOR = {Event.handover_request: "family:parent", Event.handover_withdrawn: "client"}
 
 # The free-text context fields, and which of them each event may show.
 TEXT_FIELDS = (
@@ -52,6 +58,9 @@ SHOWN: dict[Event, set[str]] = {
     Event.review_cancelled: _CASE,
     Event.review_run_cancelled: _CASE,
     Event.case_run_cancelled: _CASE,
+    Event.invitation_updated: _MEETING,
+    Event.participation_cancelled: _CASE,
+    Event.handover_withdrawn: _CASE,
 }
 
 
@@ -70,6 +79,7 @@ def _context(event: Event, **changes: Any) -> MessageContext:
         owner_agency="AT-POL-VIE",
         minutes_pointer="The minutes are in the probation case system.",
         minutes_attached=False,
+        handover_for=FOR.get(event),
     )
     return replace(context, **changes)
 
@@ -200,6 +210,9 @@ def test_consent_withdrawn_says_only_that_it_will_not_go_on() -> None:
         (Event.action_overdue, {"recipient_role": "family"}),
         (Event.action_escalation, {"recipient_role": "core"}),
         (Event.handover_request, {"recipient_role": "client"}),
+        (Event.handover_request, {"handover_for": None}),
+        (Event.handover_withdrawn, {"recipient_role": "core"}),
+        (Event.invitation_updated, {"recipient_role": "client"}),
     ],
 )
 def test_rejects_missing_fields_and_wrong_recipients(event: Event, changes: dict[str, Any]) -> None:
@@ -217,6 +230,8 @@ def test_rejects_missing_fields_and_wrong_recipients(event: Event, changes: dict
         {"reference": "CASE-1\nBcc: someone@example.org"},
         {"location": "Room 3\r\nX-Header: 1"},
         {"cycle": -1},
+        {"handover_for": "Max Mustermann"},
+        {"handover_for": "family:cousin"},
     ],
 )
 def test_context_rejects_unsafe_values(changes: dict[str, Any]) -> None:
@@ -262,3 +277,35 @@ def test_only_allowed_fields_reach_a_message(
 
     skeleton = rendered(dict.fromkeys(TEXT_FIELDS, "x"))
     assert rendered(noise) == skeleton
+
+
+@pytest.mark.parametrize(
+    ("language", "target", "said"),
+    [
+        ("en", "client", "the client"),
+        ("en", "family:sibling", "a family member or friend of the client (sibling)"),
+        ("de", "family:parent", "eine angehörige Person oder Vertrauensperson (Elternteil)"),
+        ("de", "family", "die Angehörigen"),
+    ],
+)
+def test_a_handover_says_for_whom_and_that_the_file_is_not_the_intermediarys(
+    language: str, target: str, said: str
+) -> None:
+    context = _context(Event.handover_request, handover_for=target)
+    email = render(event=Event.handover_request, kind="email", language=language, context=context)
+    assert said in email.subject and said in email.body
+    assert ("own invitation" if language == "en" else "eigene Einladung") in email.body
+    chat = render(event=Event.handover_request, kind="chat", language=language, context=context)
+    assert said in chat.body
+
+
+@pytest.mark.parametrize("event", [Event.action_assigned, Event.action_due_soon, Event.action_overdue])
+def test_an_action_of_the_client_goes_to_the_intermediary_addressed_for_hand_over(
+    event: Event,
+) -> None:
+    theirs = _context(event, recipient_role="intermediary", handover_for="client")
+    email = render(event=event, kind="email", language="en", context=theirs)
+    assert "This action is for the client, whom your agency reaches as intermediary" in email.body
+    assert "(the client)" in render(event=event, kind="chat", language="en", context=theirs).body
+    own = render(event=event, kind="email", language="en", context=_context(event))
+    assert "intermediary" not in own.body and "\n\n\n" not in own.body
