@@ -2,21 +2,40 @@
 
 import argparse
 import sys
+from pathlib import Path
 
 from models.channels import ChannelConfigError, check_tags, load_apprise_config
 from models.database import migrate, session_scope
-from models.directory import DirectoryError, channel_tags, load_directory, sync_directory
-from models.profile import ProfileError, load_profile
+from models.directory import (
+    Directory,
+    DirectoryError,
+    channel_tags,
+    load_directory,
+    sync_directory,
+)
+from models.profile import Profile, ProfileError, load_profile
 from models.settings import get_settings
+from models.stakeholders import AgencyView, unsupplied
+
+
+def supply_problems(profile: Profile, path: Path, directory: Directory) -> list[str]:
+    """`<file>: <entry>: <reason>` for each thing the profile asks of the directory in vain."""
+    views = [AgencyView.of_entry(entry) for entry in directory.agencies]
+    return [f"{path}: {entry}: {why}" for entry, why in unsupplied(profile, views)]
 
 
 def load() -> int:
-    """Validate every profile and load the agency directory; refuse to go on half-configured."""
+    """Validate every profile and load the agency directory; refuse to go on half-configured.
+
+    The default profile (CASECONF_PROFILE) must get from the directory every lead, co-lead and
+    core-group seat it asks for; another profile that does not is named on stderr (its cases'
+    selections warn of what is missing), since one folder may hold other jurisdictions' profiles.
+    """
     settings = get_settings()
+    notes: list[str] = []
     try:
         names = sorted(p.stem for p in settings.profiles_dir.glob("*.yaml"))
-        for name in names:
-            load_profile(name, settings.profiles_dir)
+        profiles = {name: load_profile(name, settings.profiles_dir) for name in names}
         if settings.profile not in names:
             raise ProfileError(
                 f"{settings.profiles_dir}: the default profile {settings.profile!r} "
@@ -25,9 +44,23 @@ def load() -> int:
         directory = load_directory(settings.directory)
         channels = load_apprise_config(settings.apprise_config)
         check_tags(channels.tags, channel_tags(directory))
+        for name, profile in profiles.items():
+            problems = supply_problems(profile, settings.profiles_dir / f"{name}.yaml", directory)
+            if problems and name == settings.profile:
+                raise ProfileError(
+                    "\n".join(problems)
+                    + f"\n(the default profile asks for agencies {settings.directory} does not have)"
+                )
+            if problems:
+                notes.append(
+                    f"caseconf: note: profile {name} cannot be fully supplied by "
+                    f"{settings.directory}:\n  " + "\n  ".join(problems)
+                )
     except (ProfileError, DirectoryError, ChannelConfigError) as error:
         print(f"caseconf: refused: {error}", file=sys.stderr)
         return 2
+    for note in notes:
+        print(note, file=sys.stderr)
     with session_scope() as session:
         sync_directory(session, directory)
     print(

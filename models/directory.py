@@ -59,6 +59,14 @@ class AgencyEntry(_Strict):
         pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$", max_length=8, description="e.g. de, en, de-AT."
     )
     area: str | None = Field(default=None, min_length=1, max_length=100)
+    scope: Code | None = Field(
+        default=None,
+        pattern=SLUG,
+        max_length=64,
+        description="Tells apart agencies of one kind that a profile asks for separately "
+        "(e.g. police: local, regional); a profile's core seat {kind: police, scope: local} "
+        "is filled by an agency with this scope.",
+    )
     clearance: Classification = Classification.professional
     representatives: list[RepresentativeEntry] = Field(min_length=1)
     channels: list[ChannelEntry] = Field(
@@ -173,6 +181,7 @@ def sync_directory(session: Session, directory: Directory) -> None:
         row.time_zone = entry.time_zone
         row.language = entry.language
         row.area = entry.area
+        row.scope = entry.scope
         row.clearance = entry.clearance
         row.active = True
         session.add(row)

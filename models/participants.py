@@ -155,6 +155,8 @@ def record_participants(
                 if proposal.agency_code in named
                 else None,
                 is_substitute=proposal.agency_code in substitutes,
+                # None: every phase professionals attend (family_only is never theirs).
+                phases=None if proposal.phases is None else [str(p) for p in proposal.phases],
             )
         )
     # A security conference never includes the client and family, whatever a profile says.

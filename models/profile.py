@@ -6,12 +6,22 @@ inside the models, so a `Profile` built in code is held to the same rules as one
 """
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from models.vocabulary import (
@@ -68,6 +78,65 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class CoreSlot(_Strict):
+    """One seat of the core group: an agency of `kind`; with `scope`, one whose directory entry
+    has that scope (Catalonia: the local and the regional police are two seats of kind police)."""
+
+    kind: AgencyKind
+    scope: str | None = Field(
+        default=None,
+        pattern=SLUG,
+        max_length=64,
+        description="The directory's scope of the agency that fills this seat (e.g. local, "
+        "regional); omitted: any agency of the kind.",
+    )
+
+    @property
+    def label(self) -> str:
+        """`police` or `police, scope local`: how rules and warnings name the seat."""
+        return str(self.kind) if self.scope is None else f"{self.kind}, scope {self.scope}"
+
+    def fits(self, kinds: Collection[str], scope: str | None) -> bool:
+        """Whether an agency with these kinds and this directory scope fills the seat."""
+        return self.kind in kinds and (self.scope is None or self.scope == scope)
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def _entry_tag(value: Any) -> str:
+    return "[kind]" if isinstance(value, str) else "[seat]"
+
+
+def _as_slot(value: AgencyKind | CoreSlot) -> CoreSlot:
+    return value if isinstance(value, CoreSlot) else CoreSlot(kind=value)
+
+
+#: A core-group entry in a profile file: a plain agency kind (`police`) or a seat of a kind with a
+#: directory scope (`{kind: police, scope: local}`); both are held as a CoreSlot. The tags keep
+#: error paths short (`core_kinds.security[0]: ...`; error_path skips them).
+if TYPE_CHECKING:
+    CoreEntry = CoreSlot
+else:
+    CoreEntry = Annotated[
+        Annotated[AgencyKind, Tag("[kind]")] | Annotated[CoreSlot, Tag("[seat]")],
+        Discriminator(_entry_tag),
+        AfterValidator(_as_slot),
+    ]
+
+
+def _check_core(field: str, slots: list[CoreSlot]) -> None:
+    """No seat twice, and a kind either has one plain seat or only scoped seats."""
+    _duplicates(field, slots)
+    for i, slot in enumerate(slots):
+        if slot.scope is None and any(s.kind == slot.kind and s.scope for s in slots):
+            raise rule_error(
+                f"{field}[{i}]",
+                f"{slot.kind} is listed with and without a scope; give each {slot.kind} seat "
+                "a scope, or list the kind once without one",
+            )
+
+
 class ConferenceTypeRules(_Strict):
     """How one conference type runs: its phases, consent, who is invited, who leads."""
 
@@ -108,6 +177,19 @@ class ConferenceTypeRules(_Strict):
         description="At these stages, these kinds may lead instead of lead_kinds, in order of "
         "preference (e.g. probation leads after release).",
     )
+    share_with_consent_kinds: list[AgencyKind] = Field(
+        default_factory=list,
+        description="Agencies of these kinds receive professional items about the client only "
+        "with the client's share_with:<agency code> consent in force; without it, shared "
+        "items only.",
+    )
+    phases_by_kind: dict[AgencyKind, list[Phase]] = Field(
+        default_factory=dict,
+        description="The phases an agency of a kind attends, among this type's phases; kinds "
+        "not listed attend every phase but family_only (the client's and family's alone). An "
+        "agency with several kinds attends the phases of each. Leads and the coordinator always "
+        "attend every phase.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -132,6 +214,25 @@ class ConferenceTypeRules(_Strict):
         _duplicates(field, attended)
         if Phase.family_only in self.phases and Phase.family_only not in attended:
             raise rule_error(field, "must include family_only: that phase is theirs alone")
+
+    def _check_phases_by_kind(self) -> None:
+        for kind, attended in self.phases_by_kind.items():
+            field = f"phases_by_kind.{kind}"
+            if not attended:
+                raise rule_error(field, "name at least one phase, or leave the kind out for all")
+            for i, phase in enumerate(attended):
+                if phase == Phase.family_only:
+                    raise rule_error(
+                        f"{field}[{i}]",
+                        "family_only is the client's and family's alone; no professional attends",
+                    )
+                if phase not in self.phases:
+                    raise rule_error(f"{field}[{i}]", f"'{phase}' is not one of this type's phases")
+            _duplicates(field, attended)
+
+    def professional_phases(self) -> list[Phase]:
+        """The phases professionals may attend: every phase of the type but family_only."""
+        return [p for p in self.phases if p != Phase.family_only]
 
     def client_phases(self) -> list[Phase]:
         """The phases the client and family attend (none if they are not invited)."""
@@ -164,6 +265,7 @@ class ConferenceTypeRules(_Strict):
             )
         self._check_consent_scopes()
         self._check_client_phases()
+        self._check_phases_by_kind()
         _duplicates("lead_kinds", self.lead_kinds)
         _duplicates("coordinator_kinds", self.coordinator_kinds)
         _duplicates("co_lead_kinds", self.co_lead_kinds)
@@ -237,11 +339,21 @@ class Profile(_Strict):
     title: Text
     conference_types: dict[ConferenceType, ConferenceTypeRules] = Field(min_length=1)
     default_conference_type: ConferenceType
-    core_kinds: dict[ConferenceType, list[AgencyKind]] = Field(
-        default_factory=dict, description="Agency kinds that always attend, per conference type."
+    core_kinds: dict[ConferenceType, list[CoreEntry]] = Field(
+        default_factory=dict,
+        description="Who always attends, per conference type: agency kinds, or seats of a kind "
+        "with the directory's scope ({kind: police, scope: local}) where one kind needs "
+        "several agencies.",
+    )
+    core_kinds_by_stage: dict[Stage, dict[ConferenceType, list[CoreEntry]]] = Field(
+        default_factory=dict,
+        description="At these stages, this core group instead of core_kinds, per conference type "
+        "(types not listed keep core_kinds); e.g. pre_trial: prosecution and court.",
     )
     core_cap: StrictInt = Field(
-        ge=1, description="Warn when the core group (lead, coordinator, core) is larger."
+        ge=1,
+        description="Warn when the core group (leads, coordinator, core, the coordinator's "
+        "additions to it) is larger.",
     )
     need_kinds: dict[Need, list[AgencyKind]] = Field(
         default_factory=dict, description="Agency kinds brought in for each need."
@@ -277,12 +389,12 @@ class Profile(_Strict):
                 "default_conference_type",
                 f"'{self.default_conference_type}' is not one of this profile's conference_types",
             )
-        for ctype, kinds in self.core_kinds.items():
+        for ctype, slots in self.core_kinds.items():
             if ctype not in self.conference_types:
                 raise rule_error(
                     f"core_kinds.{ctype}", "not one of this profile's conference_types"
                 )
-            _duplicates(f"core_kinds.{ctype}", kinds)
+            _check_core(f"core_kinds.{ctype}", slots)
         for need, kinds in self.need_kinds.items():
             if not kinds:
                 raise rule_error(f"need_kinds.{need}", "at least one agency kind is required")
@@ -296,6 +408,23 @@ class Profile(_Strict):
                         f"stage_rules[{i}].exclude_kinds[{j}]",
                         f"{kind} at {rule.stage} is already excluded by stage_rules[{earlier}]",
                     )
+        for stage, by_type in self.core_kinds_by_stage.items():
+            here = f"core_kinds_by_stage.{stage}"
+            if stage == Stage.closed:
+                raise rule_error(here, "a closed case holds no conference")
+            for ctype, slots in by_type.items():
+                if ctype not in self.conference_types:
+                    raise rule_error(
+                        f"{here}.{ctype}", "not one of this profile's conference_types"
+                    )
+                _check_core(f"{here}.{ctype}", slots)
+                for i, slot in enumerate(slots):
+                    if (stage, slot.kind) in seen:
+                        rule_at = seen[(stage, slot.kind)]
+                        raise rule_error(
+                            f"{here}.{ctype}[{i}]",
+                            f"{slot.kind} is excluded at {stage} by stage_rules[{rule_at}]",
+                        )
         for ctype, grants in self.clearance.items():
             if ctype not in self.conference_types:
                 raise rule_error(f"clearance.{ctype}", "not one of this profile's conference_types")
@@ -310,6 +439,30 @@ class Profile(_Strict):
     def rules_for(self, conference_type: ConferenceType) -> ConferenceTypeRules:
         """The rules of a conference type; KeyError if the profile has none."""
         return self.conference_types[conference_type]
+
+    def core_for(self, conference_type: ConferenceType, stage: Stage) -> list[CoreSlot]:
+        """The core group's seats of a conference type at a stage (core_kinds_by_stage first)."""
+        by_stage = self.core_kinds_by_stage.get(stage, {})
+        if conference_type in by_stage:
+            return by_stage[conference_type]
+        return self.core_kinds.get(conference_type, [])
+
+    def core_path(self, conference_type: ConferenceType, stage: Stage) -> str:
+        """Where `core_for` reads from, as a path in the profile file (for messages)."""
+        if conference_type in self.core_kinds_by_stage.get(stage, {}):
+            return f"core_kinds_by_stage.{stage}.{conference_type}"
+        return f"core_kinds.{conference_type}"
+
+    def phases_for(self, conference_type: ConferenceType, kinds: Iterable[str]) -> list[Phase]:
+        """The phases an agency with these kinds attends (several kinds: each kind's phases),
+        in the type's order; never family_only. Leads and the coordinator attend every phase
+        whatever this says (`models.stakeholders` applies that)."""
+        rules = self.rules_for(conference_type)
+        every = rules.professional_phases()
+        attended: set[Phase] = set()
+        for kind in kinds:
+            attended.update(rules.phases_by_kind.get(kind, every))  # type: ignore[call-overload]
+        return [p for p in every if p in attended]
 
     def clearance_for(
         self, conference_type: ConferenceType, kinds: Iterable[str]
@@ -377,8 +530,8 @@ def error_path(loc: tuple[int | str, ...], ctx: Mapping[str, Any] | None = None)
     """`('conference_types', 'security', 'lead_kinds', 0)` -> `...security.lead_kinds[0]`."""
     path = ""
     for part in loc:
-        if part == "[key]":
-            continue
+        if isinstance(part, str) and part.startswith("[") and part.endswith("]"):
+            continue  # "[key]", and the tags of a union such as CoreEntry's
         if isinstance(part, int):
             path += f"[{part}]"
         else:

@@ -4,8 +4,12 @@
 coordinator's additions and removals. Both are pure: the caller stores the result.
 
 Choices made here:
-- One agency per kind: a kind already covered by a chosen agency is not filled again (Neustart,
-  a cso and probation, covers both), otherwise the first active agency in directory order is taken.
+- One agency per seat of the core group (`Profile.core_for`: the conference type's core at the
+  stage). A plain seat is a kind: a kind already covered by a chosen agency is not filled again
+  (Neustart, a cso and probation, covers both), otherwise the first active agency in directory
+  order is taken. A scoped seat (`{kind: police, scope: local}`) needs an agency of that kind
+  whose directory scope matches, so one kind can fill several seats (Catalonia's two police
+  forces). Leads, coordinators and case-dependent agencies: one per kind, as before.
 - With the case's area, agencies of that area come first, then those without an area (national),
   then the others (with a warning); directory order decides within each group.
 - An agency is excluded at a stage if any of its kinds is excluded there (hard or default).
@@ -15,17 +19,26 @@ Choices made here:
 - A lead (first or co-lead) coordinates when it has the first coordinator kind available (or the
   profile names none): its rule says it also coordinates and `coordinates` is set; otherwise a
   separate agency has role `coordinator`. `coordinator_code` finds the coordinating agency.
-- The core group, counted against `core_cap`, is the leads, the coordinator and the core agencies.
+- The core group, counted against `core_cap` (`core_cap_warning`), is every proposal in role
+  lead, coordinator or core: the coordinator's additions of a core kind join it in role core.
+- Phases: leads and the coordinator attend every phase; other agencies the phases the profile
+  gives their kinds (`Profile.phases_for`); `Proposal.phases` is None when that is every phase
+  professionals attend (family_only is never theirs), and the rule names the phases otherwise.
 - Client and family are not agencies and are never proposed here.
 """
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from models.errors import Problem, Refusal
-from models.profile import Profile, StageRule
+from models.profile import CoreSlot, Profile, StageRule
 from models.tables import Agency
-from models.vocabulary import AgencyKind, ConferenceType, Need, Role, Stage
+from models.vocabulary import AgencyKind, ConferenceType, Need, Phase, Role, Stage
+
+if TYPE_CHECKING:
+    from models.directory import AgencyEntry
 
 #: Longest reason the coordinator may give; the rule built from it fits Participant.rule (300).
 MAX_REASON = 200
@@ -49,6 +62,7 @@ class Proposal:
     rule: str
     override_reason: str | None = None  # the coordinator's reason, for Participant.override_reason
     coordinates: bool = False  # a lead that also coordinates
+    phases: tuple[Phase, ...] | None = None  # None: every phase professionals attend
 
 
 @dataclass(frozen=True)
@@ -59,11 +73,26 @@ class AgencyView:
     kinds: frozenset[str]
     active: bool = True
     area: str | None = None  # None: national, serves every area
+    scope: str | None = None  # tells agencies of one kind apart (e.g. local, regional police)
 
     @classmethod
     def of(cls, agency: Agency) -> "AgencyView":
         return cls(
-            code=agency.code, kinds=frozenset(agency.kinds), active=agency.active, area=agency.area
+            code=agency.code,
+            kinds=frozenset(agency.kinds),
+            active=agency.active,
+            area=agency.area,
+            scope=agency.scope,
+        )
+
+    @classmethod
+    def of_entry(cls, entry: "AgencyEntry") -> "AgencyView":
+        """An agency as the directory file lists it (every listed agency is active)."""
+        return cls(
+            code=entry.code,
+            kinds=frozenset(str(k) for k in entry.kinds),
+            area=entry.area,
+            scope=entry.scope,
         )
 
 
@@ -88,6 +117,43 @@ def coordinator_code(proposals: list[Proposal]) -> str | None:
         + [p for p in proposals if p.role == Role.lead]
     )
     return found[0].agency_code if found else None
+
+
+#: The roles that make up the core group counted against the profile's core_cap.
+CORE_GROUP = frozenset({Role.lead, Role.coordinator, Role.core})
+
+
+def core_cap_warning(proposals: Iterable[Proposal], profile: Profile) -> str | None:
+    """The warning for a core group (leads, coordinator, core) larger than `core_cap`, if it is:
+    for the proposal and again for the list the coordinator confirms, additions included."""
+    size = sum(1 for p in proposals if p.role in CORE_GROUP)
+    if size <= profile.core_cap:
+        return None
+    return (
+        f"core group has {size} agencies, more than core_cap {profile.core_cap} "
+        f"of profile {profile.name}"
+    )
+
+
+def attended_phases(
+    profile: Profile, conference_type: ConferenceType, kinds: Iterable[str], role: Role
+) -> tuple[Phase, ...] | None:
+    """The phases a participant in this role attends; None when every professional phase
+    (leads and the coordinator always; others by the profile's phases_by_kind)."""
+    if role in (Role.lead, Role.coordinator):
+        return None
+    attended = profile.phases_for(conference_type, kinds)
+    if attended == profile.rules_for(conference_type).professional_phases():
+        return None
+    return tuple(attended)
+
+
+def _attends(phases: tuple[Phase, ...]) -> str:
+    return f"attends {', '.join(phases)} only"
+
+
+def _phase_note(phases: tuple[Phase, ...] | None) -> str:
+    return "" if phases is None else f"; {_attends(phases)}"
 
 
 def _exclusion(profile: Profile, stage: Stage, agency: AgencyView) -> tuple[int, StageRule] | None:
@@ -265,23 +331,31 @@ def propose_participants(
             coordinator.code, Role.coordinator, f"coordinator of {where} ({coordinator_kind})"
         )
 
-    for kind in profile.core_kinds.get(conference_type, []):
-        if covered(kind):
+    core_path = profile.core_path(conference_type, stage)
+    at_stage = f" at {stage}" if core_path.startswith("core_kinds_by_stage") else ""
+    for i, slot in enumerate(profile.core_for(conference_type, stage)):
+        if any(slot.fits(a.kinds, a.scope) for a in eligible if a.code in chosen):
             continue
-        agency = first_of(kind)
+        agency = next((a for a in eligible if slot.fits(a.kinds, a.scope)), None)
         if agency is None:
-            if not any(kind in a.kinds for a in agencies if a.active):
-                warnings.append(f"core group: no active agency of kind {kind} in the directory")
+            if not any(slot.fits(a.kinds, a.scope) for a in agencies if a.active):
+                warnings.append(
+                    f"core group: no active agency of {_seat(slot)} in the directory "
+                    f"({core_path}[{i}] of profile {profile.name})"
+                )
             continue
-        taken(agency, f"core group ({kind})")
-        chosen[agency.code] = Proposal(agency.code, Role.core, f"core group of {where} ({kind})")
-
-    core_group = len(chosen)
-    if core_group > profile.core_cap:
-        warnings.append(
-            f"core group has {core_group} agencies, more than core_cap {profile.core_cap} "
-            f"of profile {profile.name}"
+        taken(agency, f"core group ({slot.label})")
+        phases = attended_phases(profile, conference_type, agency.kinds, Role.core)
+        chosen[agency.code] = Proposal(
+            agency.code,
+            Role.core,
+            f"core group of {where}{at_stage} ({slot.label}){_phase_note(phases)}",
+            phases=phases,
         )
+
+    cap = core_cap_warning(chosen.values(), profile)
+    if cap is not None:
+        warnings.append(cap)
 
     for need in dict.fromkeys(needs):
         kinds = profile.need_kinds.get(need)
@@ -299,12 +373,20 @@ def propose_participants(
                     )
                 continue
             taken(agency, f"need {need} ({kind})")
+            phases = attended_phases(profile, conference_type, agency.kinds, Role.case_dependent)
             chosen[agency.code] = Proposal(
-                agency.code, Role.case_dependent, f"need {need} in profile {profile.name} ({kind})"
+                agency.code,
+                Role.case_dependent,
+                f"need {need} in profile {profile.name} ({kind}){_phase_note(phases)}",
+                phases=phases,
             )
 
     proposals = sorted(chosen.values(), key=lambda p: _ROLE_RANK[p.role])
     return Selection(proposals=proposals, warnings=warnings)
+
+
+def _seat(slot: CoreSlot) -> str:
+    return f"kind {slot.kind}" + (f" with scope {slot.scope}" if slot.scope else "")
 
 
 def _named(code: str) -> str:
@@ -321,13 +403,20 @@ def apply_changes(
     profile: Profile,
     agencies: list[AgencyView],
     stage: Stage,
+    conference_type: ConferenceType | None = None,
 ) -> list[Proposal]:
-    """Add agencies (role case_dependent) and remove others, for a reason; all or nothing.
+    """Add agencies and remove others, for a reason; all or nothing.
+
+    An added agency that fits a seat of the conference type's core group at this stage (a
+    second police force, say) joins in role core and counts against core_cap
+    (`core_cap_warning`); any other in role case_dependent. With `conference_type` an addition
+    also gets the phases the profile gives its kinds; without it, role case_dependent and every
+    phase (callers should pass it).
 
     Raises Refusal naming each problem: no reason; an unknown or inactive agency; removing a
-    lead (co-leads too) or the coordinator; adding an agency a hard stage rule excludes. An agency a default
-    stage rule excludes may be added: its rule records the override. The caller records the
-    removals and their reason (the returned list no longer holds them).
+    lead (co-leads too) or the coordinator; adding an agency a hard stage rule excludes. An
+    agency a default stage rule excludes may be added: its rule records the override. The
+    caller records the removals and their reason (the returned list no longer holds them).
     """
     if not add and not remove:
         return list(selection)
@@ -344,6 +433,27 @@ def apply_changes(
     first_lead = next((p.agency_code for p in selection if p.role == Role.lead), None)
     added: list[Proposal] = []
     seen: set[str] = set()
+    seats = profile.core_for(conference_type, stage) if conference_type is not None else []
+
+    def addition(agency: AgencyView, over: str) -> Proposal:
+        seat = next((s for s in seats if s.fits(agency.kinds, agency.scope)), None)
+        role = Role.case_dependent if seat is None else Role.core
+        phases = (
+            None
+            if conference_type is None
+            else attended_phases(profile, conference_type, agency.kinds, role)
+        )
+        notes = [f"to the core group ({seat.label})"] if seat is not None else []
+        notes += [over] if over else []
+        notes += [f"({_attends(phases)})"] if phases is not None else []
+        return Proposal(
+            agency.code,
+            role,
+            " ".join(["added by the coordinator", *notes]) + f": {text}",
+            override_reason=text,
+            phases=phases,
+        )
+
     for i, code in enumerate(add):
         here = f"add[{i}]"
         agency = directory.get(code)
@@ -369,24 +479,10 @@ def apply_changes(
                     )
                 )
             elif excluded is not None:
-                added.append(
-                    Proposal(
-                        code,
-                        Role.case_dependent,
-                        f"added by the coordinator over default stage rule "
-                        f"stage_rules[{excluded[0]}] ({stage}): {text}",
-                        override_reason=text,
-                    )
-                )
+                over = f"over default stage rule stage_rules[{excluded[0]}] ({stage})"
+                added.append(addition(agency, over))
             else:
-                added.append(
-                    Proposal(
-                        code,
-                        Role.case_dependent,
-                        f"added by the coordinator: {text}",
-                        override_reason=text,
-                    )
-                )
+                added.append(addition(agency, ""))
         seen.add(code)
 
     removed: set[str] = set()
@@ -408,3 +504,65 @@ def apply_changes(
         raise Refusal(*problems)
     kept = [p for p in selection if p.agency_code not in removed]
     return sorted(kept + added, key=lambda p: _ROLE_RANK.get(p.role, len(_ROLE_RANK)))
+
+
+def unsupplied(profile: Profile, agencies: list[AgencyView]) -> list[tuple[str, str]]:
+    """What the profile asks for that these agencies cannot supply: (path in the profile, why).
+
+    Checked: a lead for each conference type at each open stage (stage rules applied), each
+    co-lead kind, and each seat of the core group (core_kinds and core_kinds_by_stage, scopes
+    included). Needs and coordinator kinds are not: a need is case-dependent and the lead
+    coordinates where no coordinator kind is available.
+    """
+    active = [a for a in agencies if a.active]
+    found: list[tuple[str, str]] = []
+    for ctype, rules in profile.conference_types.items():
+        here = f"conference_types.{ctype}"
+        failing: dict[str, list[Stage]] = {}
+        for stage in (s for s in Stage if s != Stage.closed):
+            by_stage = stage in rules.lead_kinds_by_stage
+            kinds = rules.lead_kinds_by_stage[stage] if by_stage else rules.lead_kinds
+            path = f"{here}.lead_kinds_by_stage.{stage}" if by_stage else f"{here}.lead_kinds"
+            if not any(
+                a.kinds & set(kinds) and _exclusion(profile, stage, a) is None for a in active
+            ):
+                failing.setdefault(path, []).append(stage)
+        for path, stages in failing.items():
+            kinds = rules.lead_kinds_by_stage.get(stages[0]) or rules.lead_kinds
+            found.append(
+                (
+                    path,
+                    f"no active agency of kind {_kinds(kinds)} in the directory may lead at "
+                    f"{', '.join(stages)}",
+                )
+            )
+        for i, kind in enumerate(rules.co_lead_kinds):
+            if not any(kind in a.kinds for a in active):
+                found.append(
+                    (
+                        f"{here}.co_lead_kinds[{i}]",
+                        f"no active agency of kind {kind} in the directory",
+                    )
+                )
+    seats = [(f"core_kinds.{t}", slots) for t, slots in profile.core_kinds.items()]
+    seats += [
+        (f"core_kinds_by_stage.{stage}.{t}", slots)
+        for stage, by_type in profile.core_kinds_by_stage.items()
+        for t, slots in by_type.items()
+    ]
+    for path, slots in seats:
+        for i, slot in enumerate(slots):
+            if any(slot.fits(a.kinds, a.scope) for a in active):
+                continue
+            others = [a for a in active if slot.kind in a.kinds]
+            there = ", ".join(
+                f"{a.code} ({f'scope {a.scope}' if a.scope else 'no scope'})" for a in others
+            )
+            found.append(
+                (
+                    f"{path}[{i}]",
+                    f"no active agency of {_seat(slot)} in the directory"
+                    + (f" (of kind {slot.kind} it has: {there})" if others else ""),
+                )
+            )
+    return found

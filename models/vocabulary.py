@@ -1,4 +1,4 @@
-"""The shared vocabulary of ../shared/DOMAIN.md as enums; docs/glossary.md lists what we added."""
+"""caseconf's vocabulary as enums; docs/domain.md explains each value."""
 
 from enum import StrEnum
 
@@ -10,6 +10,9 @@ class AgencyKind(StrEnum):
     prosecution = "prosecution"
     court = "court"
     probation = "probation"
+    # The agency whose case manager follows the person across stages and agencies (Catalonia's
+    # "case manager", always present); an agency may hold it beside its other kinds.
+    case_manager = "case_manager"
     cso = "cso"
     municipality = "municipality"
     social_services = "social_services"
@@ -171,13 +174,13 @@ class ChannelKind(StrEnum):
 class StageChangeKind(StrEnum):
     """What a row of a case's stage history records."""
 
-    move = "move"  # along the continuum (DOMAIN.md: usual moves)
+    move = "move"  # along the continuum (docs/domain.md: stages and moves)
     transfer = "transfer"  # another area or lead; the stage stays
     release_date = "release_date"  # a release date recorded or changed; the stage may stay
 
 
 class StageMoveReason(StrEnum):
-    """Why a case moved between stages (glossary: docs/glossary.md)."""
+    """Why a case moved between stages (docs/domain.md: stages and moves)."""
 
     remanded = "remanded"  # pre_trial -> custody
     sentenced = "sentenced"  # pre_trial -> custody

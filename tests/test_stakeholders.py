@@ -166,7 +166,10 @@ def test_missing_agencies_are_warned_about() -> None:
     ]
     agencies = [a for a in DEMO if a.code != "jva-wien"]
     selection = propose(conference_type=ConferenceType.security, agencies=agencies)
-    assert selection.warnings == ["core group: no active agency of kind prison in the directory"]
+    assert selection.warnings == [
+        "core group: no active agency of kind prison in the directory "
+        "(core_kinds.security[0] of profile generic)"
+    ]
 
 
 def test_no_possible_lead_is_refused() -> None:
