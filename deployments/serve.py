@@ -11,6 +11,7 @@ from flows.close import case_close
 from flows.coordination import record_handover, reschedule_conference, withdraw_consent_flow
 from flows.lifecycle import case_lifecycle
 from flows.notifications import notifications_sweep
+from flows.portfolio import portfolio_report
 from flows.review import case_review
 from flows.review_plan import change_review_plan
 from flows.stage import move_stage, transfer_case
@@ -72,6 +73,13 @@ def deployments() -> list[RunnerDeployment]:
             name="sweep",
             description="Queue and send reminders, due and overdue notices and review notices.",
             interval=timedelta(minutes=get_settings().sweep_minutes),
+            tags=["caseconf"],
+        ),
+        portfolio_report.to_deployment(
+            name="report",
+            description="The managers' portfolio: open cases, waiting, reviews, actions, "
+            "delivery, continuity and the quarter, as keyed artifacts (Artifacts page).",
+            interval=timedelta(minutes=get_settings().portfolio_minutes),
             tags=["caseconf"],
         ),
     ]

@@ -35,5 +35,5 @@ def move_stage(change: StageMove) -> str:
 @flow(name="case-transfer", persist_result=True)
 def transfer_case(change: Transfer) -> str:
     """Hand the case to another area or lead; its stage and whole history stay."""
-    transfer(change)
+    relabel_open_runs(transfer(change))  # the `area:` and `lead:` tags follow the transfer
     return "transferred"

@@ -62,6 +62,25 @@ class Settings(BaseSettings):
     reference_prefix: str = Field(
         default="CASE", description="Prefix of the pseudonymous case references caseconf issues."
     )
+    portfolio_minutes: int = Field(
+        default=60, ge=1, description="How often the managers' portfolio report runs (minutes)."
+    )
+    manager_port: int = Field(
+        default=4201, ge=1, le=65535, description="Port of the managers' read-only gateway."
+    )
+    late_after_days: dict[str, int] = Field(
+        default={
+            "preparation": 7,
+            "consent": 7,
+            "stakeholders": 3,
+            "information": 14,
+            "family_only": 14,
+            "decision": 7,
+            "review_cancelled": 7,
+        },
+        description="Days a case may wait for a person at each step before the portfolio "
+        "report counts it late (JSON; a step left out is never late).",
+    )
 
 
 @lru_cache

@@ -10,7 +10,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
 from prefect.states import Cancelled
 
-from models import cases, review
+from models import cases, portfolio, review
 from models.database import session_scope
 from models.vocabulary import ConferenceType, Stage
 from tasks.policies import DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES
@@ -19,7 +19,7 @@ from tasks.steps import forget_inputs
 #: The deployment that runs a case's cycle (scheduled reviews, and runs brought back).
 REVIEW_DEPLOYMENT = "case-review/review"
 
-CASE_TAG_PREFIXES = ("case:", "stage:", "type:")
+CASE_TAG_PREFIXES = ("case:", "stage:", "type:", "profile:", "area:", "lead:")
 
 
 def run_name(reference: str, cycle: int) -> str:
@@ -33,16 +33,33 @@ def case_tags(reference: str, stage: Stage, conference_type: ConferenceType | No
     return tags
 
 
+def placement_tags(reference: str) -> list[str]:
+    """`profile:`, `area:` and `lead:` tags of the case as the record says now (the UI's filters
+    let a manager narrow the dashboard to an area); an area or lead not known yet has none."""
+    with session_scope() as session:
+        case = cases.case_by_reference(session, reference)
+        assert case.id is not None
+        area, lead = portfolio.placement(session, case_id=case.id)
+        tags = [f"profile:{case.profile}"]
+    return tags + ([f"area:{area}"] if area else []) + ([f"lead:{lead}"] if lead else [])
+
+
 def retagged(
     tags: list[str],
     reference: str,
     stage: Stage | str,
     conference_type: ConferenceType | str | None,
+    placement: list[str] | None = None,
 ) -> list[str]:
-    """A run's tags with the case's `case:`, `stage:` and `type:` tags made current."""
+    """A run's tags with the case's `case:`, `stage:` and `type:` tags (and, given, its
+    `placement_tags`) made current."""
     kept = [t for t in tags if not t.startswith(CASE_TAG_PREFIXES)]
-    return kept + case_tags(
-        reference, Stage(stage), ConferenceType(conference_type) if conference_type else None
+    return (
+        kept
+        + case_tags(
+            reference, Stage(stage), ConferenceType(conference_type) if conference_type else None
+        )
+        + (placement or [])
     )
 
 
@@ -68,7 +85,8 @@ def start_cycle_run(
                 reference,
                 Stage(stage),
                 ConferenceType(conference_type) if conference_type else None,
-            ),
+            )
+            + placement_tags(reference),
             idempotency_key=key,
             timeout=0,
             as_subflow=False,
@@ -85,13 +103,15 @@ def label_run(
     stage: Stage,
     conference_type: ConferenceType | None,
 ) -> None:
-    """Name the run by the case reference and tag it `case:`, `stage:` and `type:`."""
+    """Name the run by the case reference and tag it `case:`, `stage:`, `type:`, `profile:`,
+    `area:` and `lead:`."""
+    placement = placement_tags(reference)
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(UUID(flow_run_id))
         client.update_flow_run(
             UUID(flow_run_id),
             name=run_name(reference, cycle),
-            tags=retagged(run.tags, reference, stage, conference_type),
+            tags=retagged(run.tags, reference, stage, conference_type, placement),
         )
 
 
@@ -139,14 +159,16 @@ def restart_waiting_run(case_id: int, why: str) -> str | None:
 
 @task(**OUTSIDE_RETRIES)
 def relabel_open_runs(case_id: int) -> int:
-    """After a stage move, retag the case's waiting run and scheduled reviews with its stage, so
-    the UI's `stage:` filter tells the truth before those runs start again. Returns how many."""
+    """After a stage move, a transfer or a step, retag the case's waiting run and scheduled
+    reviews with its stage, area and lead, so the UI's filters tell the truth before those runs
+    start again. Returns how many."""
     with session_scope() as session:
         case = cases.get_case(session, case_id)
         reference, stage, conference_type = case.reference, case.stage, case.conference_type
         run_ids = {case.current_flow_run_id} | {
             r.flow_run_id for r in review.scheduled_reviews(session, case_id=case_id)
         }
+    placement = placement_tags(reference)
     relabelled = 0
     with get_client(sync_client=True) as client:
         for run_id in sorted(r for r in run_ids if r):
@@ -154,7 +176,8 @@ def relabel_open_runs(case_id: int) -> int:
             if run.state is not None and run.state.is_final():
                 continue
             client.update_flow_run(
-                UUID(run_id), tags=retagged(run.tags, reference, stage, conference_type)
+                UUID(run_id),
+                tags=retagged(run.tags, reference, stage, conference_type, placement),
             )
             relabelled += 1
     return relabelled

@@ -1,0 +1,45 @@
+"""A human step that also tells the case's story: `flows.steps.ask`, refreshing the case's
+timeline artifact and its runs' tags once a step's answer is accepted (its effects are committed
+by then, so the timeline shows the step and a lead just confirmed reaches the `lead:` tag)."""
+
+from collections.abc import Callable
+from typing import Any
+
+from prefect import get_run_logger
+
+from flows.steps import F
+from flows.steps import ask as ask_step
+from tasks.policies import StepOutcome
+from tasks.portfolio import refresh_timeline
+from tasks.runs import relabel_open_runs
+
+
+def ask(
+    *,
+    step_key: str,
+    form: type[F],
+    description: str,
+    apply: Callable[[F, int], StepOutcome],
+    defaults: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`flows.steps.ask`; an accepted answer refreshes the case's timeline (a replay, which
+    answers from the ledger, does not)."""
+
+    def apply_and_tell(answer: F, attempt: int) -> StepOutcome:
+        outcome = apply(answer, attempt)
+        if outcome.result is not None:
+            # Both are views: failing to refresh them must not fail the case's run.
+            told = refresh_timeline(step_key, return_state=True)
+            case_id = told.result(raise_on_failure=False) if told.is_completed() else None
+            tagged = relabel_open_runs(case_id, return_state=True) if case_id else None
+            if not told.is_completed() or (tagged is not None and not tagged.is_completed()):
+                get_run_logger().warning("%s: timeline or tags not refreshed.", step_key)
+        return outcome
+
+    return ask_step(
+        step_key=step_key,
+        form=form,
+        description=description,
+        apply=apply_and_tell,
+        defaults=defaults,
+    )

@@ -1,0 +1,657 @@
+"""The managers' portfolio: every open case at a glance, from aggregate SQL over the record.
+
+Each figure is one grouped query, so the report's cost grows with the number of groups, not of
+cases. Lists (the waiting cases, the reviews) show the oldest `LIST_LIMIT` rows and say how many
+more there are. References, codes, dates and counts only: nothing a coordinator typed.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from statistics import median
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal, or_
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from models.tables import (
+    ActionItem,
+    Agency,
+    Case,
+    Channel,
+    Conference,
+    ConsentRecord,
+    Notification,
+    Participant,
+    Review,
+    StageChange,
+)
+from models.vocabulary import (
+    PROFESSIONAL_ROLES,
+    ActionStatus,
+    CaseStatus,
+    ConferenceKind,
+    ConsentDecision,
+    NotificationStatus,
+    Phase,
+    ReviewStatus,
+    Role,
+)
+
+#: Rows shown in a list before "and N more".
+LIST_LIMIT = 50
+#: How far ahead the report looks for reviews.
+REVIEW_HORIZON = timedelta(days=30)
+#: A repeat referral: the same agency file number referred again within this time of a closure.
+REPEAT_WINDOW = timedelta(days=365)
+#: How long back a retried message counts.
+RETRY_WINDOW = timedelta(days=30)
+#: The steps at which a case waits for a person (the coordinator) rather than for time.
+WAITING_PHASES = (
+    Phase.preparation,
+    Phase.consent,
+    Phase.stakeholders,
+    Phase.information,
+    Phase.family_only,
+    Phase.decision,
+    Phase.review_cancelled,
+)
+NONE = "(none)"
+NOT_CHOSEN = "(not chosen yet)"
+
+
+# --- placement: where an open case belongs ------------------------------------------------------
+
+_referrer = aliased(Agency)
+_transferred_lead = aliased(Agency)
+
+
+def _conference_role_code(role: Role) -> Any:
+    """The code of the agency in `role` at the case's latest conference that has one."""
+    return (
+        select(Agency.code)
+        .join(Participant, col(Participant.agency_id) == col(Agency.id))
+        .join(Conference, col(Conference.id) == col(Participant.conference_id))
+        .where(col(Conference.case_id) == col(Case.id), col(Participant.role) == str(role))
+        .order_by(col(Conference.cycle).desc(), col(Agency.code))
+        .limit(1)
+        .correlate(Case)
+        .scalar_subquery()
+    )
+
+
+def _placed() -> Any:
+    """Open cases with their area (the transferred one, else the referring agency's) and lead
+    (the transferred lead, else the lead of the latest conference); NULL where there is none."""
+    return (
+        select(  # type: ignore[call-overload]
+            col(Case.id).label("case_id"),
+            col(Case.reference).label("reference"),
+            col(Case.stage).label("stage"),
+            col(Case.conference_type).label("conference_type"),
+            col(Case.profile).label("profile"),
+            col(Case.phase).label("phase"),
+            col(Case.updated_at).label("updated_at"),
+            func.coalesce(col(Case.area), col(_referrer.area)).label("area"),
+            func.coalesce(col(_transferred_lead.code), _conference_role_code(Role.lead)).label(
+                "lead"
+            ),
+        )
+        .join(_referrer, col(_referrer.id) == col(Case.referring_agency_id))
+        .outerjoin(_transferred_lead, col(_transferred_lead.id) == col(Case.lead_agency_id))
+        .where(col(Case.status) == CaseStatus.open)
+        .subquery("placed")
+    )
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    """Open cases counted by stage, conference type, profile, area and lead agency."""
+
+    open_cases: int
+    by: dict[str, dict[str, int]]  # dimension -> value -> open cases
+    unplaced: list[str]  # what the report could not place, each a sentence with counts
+
+
+DIMENSIONS = ("stage", "conference_type", "profile", "area", "lead")
+
+
+def portfolio(session: Session, *, known_profiles: Iterable[str]) -> Portfolio:
+    """Open cases by each dimension, from one grouped query over every combination."""
+    placed = _placed()
+    rows = session.exec(
+        select(  # type: ignore[call-overload]
+            *(placed.c[d] for d in DIMENSIONS), func.count()
+        ).group_by(*(placed.c[d] for d in DIMENSIONS))
+    ).all()
+    by: dict[str, dict[str, int]] = {d: {} for d in DIMENSIONS}
+    total = 0
+    for *values, count in rows:
+        total += count
+        for dimension, value in zip(DIMENSIONS, values, strict=True):
+            label = (
+                value
+                if value is not None
+                else (NOT_CHOSEN if dimension == "conference_type" else NONE)
+            )
+            by[dimension][str(label)] = by[dimension].get(str(label), 0) + count
+    known = set(known_profiles)
+    unplaced: list[str] = []
+    removed = {p: n for p, n in by["profile"].items() if p not in known}
+    for name, count in sorted(removed.items()):
+        unplaced.append(
+            f"{count} open case(s) follow profile `{name}`, which no longer exists in the "
+            "profiles folder: counted under its name; their next conference cannot be prepared."
+        )
+    if by["conference_type"].get(NOT_CHOSEN):
+        unplaced.append(
+            f"{by['conference_type'][NOT_CHOSEN]} open case(s) have no conference yet: "
+            f"counted under type {NOT_CHOSEN}."
+        )
+    if by["area"].get(NONE):
+        unplaced.append(
+            f"{by['area'][NONE]} open case(s) have no area (not transferred to one, referred by "
+            f"a national agency): counted under area {NONE}."
+        )
+    if by["lead"].get(NONE):
+        unplaced.append(
+            f"{by['lead'][NONE]} open case(s) have no lead agency yet (no conference has "
+            f"confirmed one): counted under lead {NONE}."
+        )
+    return Portfolio(open_cases=total, by=by, unplaced=unplaced)
+
+
+# --- waiting for a person ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Waiting:
+    reference: str
+    step: str
+    since: datetime
+    who_acts: str
+    late: bool
+
+
+@dataclass(frozen=True)
+class WaitingReport:
+    total: int
+    by_step: dict[str, tuple[int, int]]  # step -> (waiting, late)
+    oldest: list[Waiting]
+    late_after_days: dict[str, int]
+
+
+def waiting(session: Session, *, now: datetime, late_after_days: dict[str, int]) -> WaitingReport:
+    """Open cases waiting at a human step, oldest first. `since` is the last change to the case's
+    record (a step answered, a move); who acts is the agency coordinating the current conference,
+    else the referring agency."""
+    placed = _placed()
+    waiting_rows = col(placed.c.phase).in_([str(p) for p in WAITING_PHASES])
+    late_when = [
+        (
+            and_(placed.c.phase == step, placed.c.updated_at < now - timedelta(days=days)),
+            1,
+        )
+        for step, days in late_after_days.items()
+    ]
+    late = case(*late_when, else_=0) if late_when else literal(0)
+    counts = session.exec(
+        select(placed.c.phase, func.count(), func.sum(late))  # type: ignore[call-overload]
+        .where(waiting_rows)
+        .group_by(placed.c.phase)
+    ).all()
+    by_step = {str(step): (int(n), int(k or 0)) for step, n, k in counts}
+    who = func.coalesce(_coordinator_of(placed), _referrer.code)
+    oldest = session.exec(
+        select(placed.c.reference, placed.c.phase, placed.c.updated_at, who)  # type: ignore[call-overload]
+        .join(Case, col(Case.id) == placed.c.case_id)
+        .join(_referrer, col(_referrer.id) == col(Case.referring_agency_id))
+        .where(waiting_rows)
+        .order_by(placed.c.updated_at, placed.c.reference)
+        .limit(LIST_LIMIT)
+    ).all()
+    listed = [
+        Waiting(
+            reference=ref,
+            step=str(step),
+            since=since,
+            who_acts=str(acts),
+            late=step in late_after_days
+            and _aware(since) < now - timedelta(days=late_after_days[step]),
+        )
+        for ref, step, since, acts in oldest
+    ]
+    return WaitingReport(
+        total=sum(n for n, _ in by_step.values()),
+        by_step=by_step,
+        oldest=listed,
+        late_after_days=dict(late_after_days),
+    )
+
+
+def _coordinator_of(placed: Any) -> Any:
+    return (
+        select(Agency.code)
+        .join(Participant, col(Participant.agency_id) == col(Agency.id))
+        .join(Conference, col(Conference.id) == col(Participant.conference_id))
+        .where(
+            col(Conference.case_id) == placed.c.case_id,
+            col(Participant.role) == str(Role.coordinator),
+        )
+        .order_by(col(Conference.cycle).desc(), col(Agency.code))
+        .limit(1)
+        .correlate(placed)
+        .scalar_subquery()
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# --- reviews -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReviewDue:
+    reference: str
+    cycle: int
+    due_on: date
+
+
+@dataclass(frozen=True)
+class ReviewReport:
+    upcoming: int
+    overdue: int
+    without_review: int  # open cases whose review was cancelled and none planned again
+    upcoming_list: list[ReviewDue]
+    overdue_list: list[ReviewDue]
+
+
+def reviews(session: Session, *, now: datetime) -> ReviewReport:
+    """Reviews due in the next 30 days, and overdue ones: still scheduled past their date (their
+    run never started), or started but their conference not yet decided by the date."""
+    base = (
+        select(Case.reference, Review.cycle, Review.due_at)
+        .join(Case, col(Case.id) == col(Review.case_id))
+        .where(col(Case.status) == CaseStatus.open)
+    )
+    upcoming_where = and_(
+        col(Review.status) == ReviewStatus.scheduled,
+        col(Review.due_at) >= now,
+        col(Review.due_at) < now + REVIEW_HORIZON,
+    )
+    overdue_where = and_(
+        col(Review.due_at) < now,
+        or_(
+            col(Review.status) == ReviewStatus.scheduled,
+            and_(
+                col(Review.status) == ReviewStatus.started,
+                col(Review.cycle) == col(Case.cycle),
+                col(Case.phase).not_in([str(Phase.release), str(Phase.review_scheduled)]),
+            ),
+        ),
+    )
+
+    def listed(where: Any) -> tuple[int, list[ReviewDue]]:
+        count = session.exec(
+            select(func.count())
+            .select_from(Review)
+            .join(Case, col(Case.id) == col(Review.case_id))
+            .where(col(Case.status) == CaseStatus.open, where)
+        ).one()
+        rows = session.exec(
+            base.where(where).order_by(col(Review.due_at), col(Case.reference)).limit(LIST_LIMIT)
+        ).all()
+        return int(count), [ReviewDue(r, c, _aware(d).date()) for r, c, d in rows]
+
+    upcoming, upcoming_list = listed(upcoming_where)
+    overdue, overdue_list = listed(overdue_where)
+    without = session.exec(
+        select(func.count()).where(
+            col(Case.status) == CaseStatus.open, col(Case.phase) == Phase.review_cancelled
+        )
+    ).one()
+    return ReviewReport(upcoming, overdue, int(without), upcoming_list, overdue_list)
+
+
+# --- actions -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgencyActions:
+    agency: str
+    open: int
+    overdue: int
+
+
+def actions(session: Session, *, today: date) -> list[AgencyActions]:
+    """Open actions of open cases by owner agency, and how many are past their due date."""
+    overdue = func.sum(case((col(ActionItem.due_on) < today, 1), else_=0))
+    rows = session.exec(
+        select(Agency.code, func.count(), overdue)  # type: ignore[call-overload]
+        .join(ActionItem, col(ActionItem.owner_agency_id) == col(Agency.id))
+        .join(Case, col(Case.id) == col(ActionItem.case_id))
+        .where(col(ActionItem.status) == ActionStatus.open, col(Case.status) == CaseStatus.open)
+        .group_by(Agency.code)
+        .order_by(Agency.code)
+    ).all()
+    return [AgencyActions(code, int(n), int(late or 0)) for code, n, late in rows]
+
+
+# --- delivery ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    agency: str
+    channel: str  # the channel's kind (email, chat), or "hand-over"
+    failed: int  # failed and not yet re-sent
+    retried: int  # sent after more than one attempt within RETRY_WINDOW
+
+
+def delivery(session: Session, *, now: datetime) -> list[DeliveryRow]:
+    """Failed and retried messages by recipient agency and channel kind."""
+    failed = func.sum(case((col(Notification.status) == NotificationStatus.failed, 1), else_=0))
+    retried = func.sum(
+        case(
+            (
+                and_(
+                    col(Notification.status) == NotificationStatus.sent,
+                    col(Notification.attempts) > 1,
+                ),
+                1,
+            ),
+            else_=0,
+        )
+    )
+    kind = func.coalesce(col(Channel.kind), literal("hand-over"))
+    rows = session.exec(
+        select(Agency.code, kind, failed, retried)  # type: ignore[call-overload]
+        .join(Agency, col(Agency.id) == col(Notification.recipient_agency_id))
+        .outerjoin(Channel, col(Channel.tag) == col(Notification.channel))
+        .where(
+            or_(
+                col(Notification.status) == NotificationStatus.failed,
+                and_(
+                    col(Notification.attempts) > 1,
+                    col(Notification.created_at) >= now - RETRY_WINDOW,
+                ),
+            )
+        )
+        .group_by(Agency.code, kind)
+        .order_by(Agency.code, kind)
+    ).all()
+    return [DeliveryRow(a, str(k), int(f or 0), int(r or 0)) for a, k, f, r in rows]
+
+
+# --- personnel continuity ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContinuityRow:
+    agency: str
+    conferences: int  # participations in conferences (professional roles)
+    named: int  # of those with a named representative
+    same_person: int  # attended by the agency's most frequent representative in each case
+
+    @property
+    def share(self) -> float | None:
+        return self.same_person / self.named if self.named else None
+
+
+def continuity(session: Session) -> list[ContinuityRow]:
+    """Per agency over all cases: the share of its named participations attended by the person
+    who most often represents it in that case (as `models.continuity`, summed over cases)."""
+    professional = col(Participant.role).in_([str(r) for r in PROFESSIONAL_ROLES])
+    per_person = (
+        select(
+            col(Participant.agency_id).label("agency_id"),
+            col(Conference.case_id).label("case_id"),
+            func.count().label("n"),
+        )
+        .join(Conference, col(Conference.id) == col(Participant.conference_id))
+        .where(professional, col(Participant.representative_id).is_not(None))
+        .group_by(
+            col(Participant.agency_id),
+            col(Conference.case_id),
+            col(Participant.representative_id),
+        )
+        .subquery()
+    )
+    per_case = (
+        select(
+            per_person.c.agency_id,
+            func.sum(per_person.c.n).label("named"),
+            func.max(per_person.c.n).label("same"),
+        )
+        .group_by(per_person.c.agency_id, per_person.c.case_id)
+        .subquery()
+    )
+    named = {
+        agency_id: (int(n), int(same))
+        for agency_id, n, same in session.exec(
+            select(  # type: ignore[call-overload]
+                per_case.c.agency_id, func.sum(per_case.c.named), func.sum(per_case.c.same)
+            ).group_by(per_case.c.agency_id)
+        ).all()
+    }
+    totals = session.exec(
+        select(Agency.id, Agency.code, func.count())  # type: ignore[call-overload]
+        .join(Participant, col(Participant.agency_id) == col(Agency.id))
+        .where(professional)
+        .group_by(col(Agency.id), col(Agency.code))
+        .order_by(Agency.code)
+    ).all()
+    return [
+        ContinuityRow(code, int(n), *named.get(agency_id, (0, 0))) for agency_id, code, n in totals
+    ]
+
+
+# --- the quarter -------------------------------------------------------------------------------
+
+
+def quarter_of(day: date) -> tuple[date, date]:
+    """First day of `day`'s quarter and first day of the next."""
+    first = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+    return first, add_months(first, 3)
+
+
+def add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def quarter_label(first: date) -> str:
+    return f"{first.year}-Q{(first.month - 1) // 3 + 1}"
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Quarter:
+    label: str
+    start: date
+    end: date  # exclusive
+    referrals: int
+    repeat_referrals: int
+    conferences_held: dict[str, int]  # by conference type
+    consent: dict[str, int]  # refused, withdrawn
+    first_conferences: int  # first conferences held, the median rests on these
+    median_days_to_first_conference: float | None
+    reviews_held: int
+    reviews_on_time: int
+    closures: dict[str, int] = field(default_factory=dict)  # by reason
+
+
+def quarter(session: Session, *, start: date, end: date) -> Quarter:
+    """A quarter's figures (UTC days): referrals, repeats, conferences held (decision released),
+    consent refused and withdrawn, days from referral to the first conference, reviews held on
+    time (on or before their due day), closures by reason."""
+    lo, hi = _midnight(start), _midnight(end)
+    referrals = session.exec(
+        select(func.count()).where(col(Case.created_at) >= lo, col(Case.created_at) < hi)
+    ).one()
+    earlier = aliased(Case)
+    # Identities stay with the agencies: the same person is the same agency file number.
+    pairs = session.exec(
+        select(Case.id, Case.created_at, earlier.closed_at)
+        .join(
+            earlier,
+            and_(
+                col(earlier.referring_agency_id) == col(Case.referring_agency_id),
+                col(earlier.referral_file_number) == col(Case.referral_file_number),
+                col(earlier.id) != col(Case.id),
+                col(earlier.status) == CaseStatus.closed,
+            ),
+        )
+        .where(col(Case.created_at) >= lo, col(Case.created_at) < hi)
+    ).all()
+    repeats = {
+        case_id
+        for case_id, created, closed in pairs
+        if closed is not None
+        and _aware(closed) <= _aware(created) <= _aware(closed) + REPEAT_WINDOW
+    }
+    held_in = and_(col(Conference.released_at) >= lo, col(Conference.released_at) < hi)
+    held = dict(
+        session.exec(
+            select(Conference.conference_type, func.count())  # type: ignore[call-overload]
+            .where(held_in)
+            .group_by(Conference.conference_type)
+        ).all()
+    )
+    consent = dict(
+        session.exec(
+            select(ConsentRecord.decision, func.count())  # type: ignore[call-overload]
+            .where(
+                col(ConsentRecord.recorded_at) >= lo,
+                col(ConsentRecord.recorded_at) < hi,
+                col(ConsentRecord.decision).in_(
+                    [str(ConsentDecision.refused), str(ConsentDecision.withdrawn)]
+                ),
+            )
+            .group_by(ConsentRecord.decision)
+        ).all()
+    )
+    firsts = session.exec(
+        select(Case.created_at, Conference.starts_at)
+        .join(Case, col(Case.id) == col(Conference.case_id))
+        .where(held_in, col(Conference.cycle) == 1, col(Conference.starts_at).is_not(None))
+    ).all()
+    days = [(_aware(s) - _aware(c)).total_seconds() / 86400 for c, s in firsts if s is not None]
+    review_rows = session.exec(
+        select(Conference.starts_at, Review.due_at)
+        .join(
+            Review,
+            and_(
+                col(Review.case_id) == col(Conference.case_id),
+                col(Review.cycle) == col(Conference.cycle),
+                col(Review.status) == ReviewStatus.started,
+            ),
+        )
+        .where(held_in, col(Conference.kind) == ConferenceKind.review)
+    ).all()
+    on_time = sum(
+        1 for s, d in review_rows if s is not None and _aware(s).date() <= _aware(d).date()
+    )
+    closures = dict(
+        session.exec(
+            select(Case.closure_reason, func.count())  # type: ignore[call-overload]
+            .where(col(Case.closed_at) >= lo, col(Case.closed_at) < hi)
+            .group_by(Case.closure_reason)
+        ).all()
+    )
+    return Quarter(
+        label=quarter_label(start),
+        start=start,
+        end=end,
+        referrals=int(referrals),
+        repeat_referrals=len(repeats),
+        conferences_held={str(k): int(v) for k, v in held.items()},
+        consent={str(k): int(v) for k, v in consent.items()},
+        first_conferences=len(days),
+        median_days_to_first_conference=round(median(days), 1) if days else None,
+        reviews_held=len(review_rows),
+        reviews_on_time=on_time,
+        closures={str(k or NONE): int(v) for k, v in closures.items()},
+    )
+
+
+# --- cases by stage over the last quarters ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageSnapshot:
+    label: str  # the quarter, or "now"
+    at: datetime
+    by_stage: dict[str, int]  # open cases at `at` by their stage then
+    unknown: int  # cases since closed without a recorded move: their stage then is not known
+
+
+def stage_at(at: datetime) -> Any:
+    """A case's stage at `at`, from its stage history: where its last change before `at` left it,
+    else where its first change after `at` came from, else its stage now if it is still open."""
+    before = (
+        select(StageChange.to_stage)
+        .where(col(StageChange.case_id) == col(Case.id), col(StageChange.at) <= at)
+        .order_by(col(StageChange.at).desc(), col(StageChange.id).desc())
+        .limit(1)
+        .correlate(Case)
+        .scalar_subquery()
+    )
+    after = (
+        select(StageChange.from_stage)
+        .where(col(StageChange.case_id) == col(Case.id), col(StageChange.at) > at)
+        .order_by(col(StageChange.at), col(StageChange.id))
+        .limit(1)
+        .correlate(Case)
+        .scalar_subquery()
+    )
+    now_if_open = case((col(Case.status) == CaseStatus.open, col(Case.stage)), else_=None)
+    return func.coalesce(before, after, now_if_open)
+
+
+def stages_over_quarters(
+    session: Session, *, now: datetime, quarters: int = 4
+) -> list[StageSnapshot]:
+    """Open cases by stage at the end of each of the last `quarters` quarters, and now."""
+    first, _ = quarter_of(now.date())
+    ends = [
+        (quarter_label(add_months(first, -3 * k)), _midnight(add_months(first, -3 * k + 3)))
+        for k in range(quarters, 0, -1)
+    ]
+    points = [(label, end) for label, end in ends] + [("now", now)]
+    snapshots = []
+    for label, at in points:
+        stage = stage_at(at).label("stage_then")
+        rows = session.exec(
+            select(stage, func.count())  # type: ignore[call-overload]
+            .where(
+                col(Case.created_at) <= at,
+                or_(col(Case.closed_at).is_(None), col(Case.closed_at) > at),
+            )
+            .group_by(stage)
+        ).all()
+        counts = {str(s): int(n) for s, n in rows if s is not None}
+        unknown = sum(int(n) for s, n in rows if s is None)
+        snapshots.append(StageSnapshot(label, at, counts, unknown))
+    return snapshots
+
+
+def placement(session: Session, *, case_id: int) -> tuple[str | None, str | None]:
+    """One case's area and lead agency code, placed as the portfolio places them."""
+    lead = _conference_role_code(Role.lead)
+    row = session.exec(
+        select(  # type: ignore[call-overload]
+            func.coalesce(col(Case.area), col(_referrer.area)),
+            func.coalesce(col(_transferred_lead.code), lead),
+        )
+        .join(_referrer, col(_referrer.id) == col(Case.referring_agency_id))
+        .outerjoin(_transferred_lead, col(_transferred_lead.id) == col(Case.lead_agency_id))
+        .where(col(Case.id) == case_id)
+    ).first()
+    return (row[0], row[1]) if row is not None else (None, None)

@@ -1,0 +1,56 @@
+"""Publish the managers' portfolio and a case's timeline as keyed Prefect artifacts."""
+
+from datetime import datetime
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from sqlmodel import select
+
+from models import cases
+from models.database import session_scope
+from models.portfolio_report import ARTIFACTS, build_report
+from models.settings import get_settings
+from models.tables import Effect
+from models.timeline import artifact_key, timeline, timeline_markdown
+from tasks.policies import CHECK, DATABASE_RETRIES, now
+
+
+def known_profiles() -> set[str]:
+    """The profiles a case may follow today: one YAML file each in the profiles folder."""
+    return {path.stem for path in get_settings().profiles_dir.glob("*.yaml")}
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def publish_portfolio(at: datetime | None = None) -> list[str]:
+    """Compute every portfolio figure as of `at` (default now) and publish one artifact per key;
+    returns the keys."""
+    settings = get_settings()
+    moment = at or now()
+    with session_scope() as session:
+        report = build_report(
+            session,
+            now=moment,
+            known_profiles=known_profiles(),
+            late_after_days=settings.late_after_days,
+        )
+    for key, markdown in report.items():
+        create_markdown_artifact(key=key, markdown=markdown, description=ARTIFACTS[key])
+    return sorted(report)
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def refresh_timeline(step_key: str) -> int | None:
+    """Publish the timeline of the case whose step `step_key` was just accepted (the ledger
+    knows the case); returns the case's id, or None for a step of no case."""
+    with session_scope() as session:
+        effect = session.exec(select(Effect).where(Effect.key == step_key)).first()
+        if effect is None or effect.case_id is None:
+            return None
+        case = cases.get_case(session, effect.case_id)
+        moment = now()
+        markdown = timeline_markdown(case, timeline(session, case=case), now=moment)
+        key, case_id = artifact_key(case.reference), effect.case_id
+    create_markdown_artifact(
+        key=key, markdown=markdown, description="caseconf: the case's story across its runs"
+    )
+    return case_id

@@ -1,0 +1,600 @@
+"""The managers' portfolio report: every figure checked against the database it came from.
+
+Cases are written straight into the database (the report reads the record, not Prefect), at
+different steps; `now` is fixed once per test. The figures are recomputed here in plain Python
+over all rows, so other tests' rows in the same database cannot make these fail or pass.
+"""
+
+import re
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from statistics import median
+
+import pytest
+from sqlmodel import Session, SQLModel, create_engine, select
+
+from models.directory import load_directory, sync_directory
+from models.portfolio import WAITING_PHASES, add_months, quarter_of
+from models.portfolio_report import ARTIFACTS, build_report
+from models.tables import (
+    ActionItem,
+    Agency,
+    AuditEvent,
+    Case,
+    Channel,
+    Conference,
+    ConsentRecord,
+    InformationItem,
+    Notification,
+    Participant,
+    PlanItem,
+    Representative,
+    Review,
+    StageChange,
+)
+
+pytestmark = pytest.mark.database
+
+NOW = datetime(2026, 5, 20, 9, 30, tzinfo=UTC)
+KNOWN = {"generic", "austria-neustart", "catalonia"}
+LATE = {"preparation": 7, "decision": 7, "review_cancelled": 7}
+CANARY = "CANARY-7c1e Typed By A Coordinator"
+
+
+def table(markdown: str, heading: str | None = None) -> list[list[str]]:
+    """The rows (cells stripped) of the first Markdown table after `heading` (or the first)."""
+    text = markdown if heading is None else markdown.split(heading, 1)[1]
+    rows: list[list[str]] = []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= set("-:") for c in cells):
+                rows.append(cells)
+        elif rows:
+            break
+    return rows[1:]  # without the header
+
+
+def counts(markdown: str, heading: str) -> dict[str, int]:
+    return {r[0].strip("`"): int(r[1]) for r in table(markdown, heading)}
+
+
+class World:
+    """Writes cases straight into the database, at the steps a test needs."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+        self.agency = {a.code: a for a in session.exec(select(Agency))}
+        self.rep = {r.code: r for r in session.exec(select(Representative))}
+        self.n = 0
+
+    def case(
+        self, *, agency: str = "neustart-wien", days_ago: float = 30, **fields: object
+    ) -> Case:
+        self.n += 1
+        created = NOW - timedelta(days=days_ago)
+        values: dict[str, object] = {
+            "reference": f"PFT-2026-{self.n:04d}-{id(self) % 10_000:04d}",
+            "referring_agency_id": self.agency[agency].id,
+            "referral_file_number": f"{CANARY} file {self.n}",
+            "profile": "generic",
+            "stage": "custody",
+            "phase": "preparation",
+            "created_at": created,
+            "updated_at": created,
+        }
+        values.update(fields)
+        case = Case(**values)  # type: ignore[arg-type]
+        self.s.add(case)
+        self.s.flush()
+        self.s.add(
+            AuditEvent(case_id=case.id, action="case.referred", at=created, justification=CANARY)
+        )
+        return case
+
+    def conference(
+        self,
+        case: Case,
+        *,
+        cycle: int = 1,
+        type_: str = "security",
+        starts: datetime,
+        released: datetime | None = None,
+        people: dict[str, tuple[str, str | None]] | None = None,
+    ) -> Conference:
+        conference = Conference(
+            case_id=case.id,
+            cycle=cycle,
+            kind="first" if cycle == 1 else "review",
+            conference_type=type_,
+            starts_at=starts,
+            location=f"{CANARY} room",
+            ical_uid=f"{case.reference}-{cycle}@test",
+            phase="release" if released else "information",
+            created_at=starts - timedelta(days=7),
+            released_at=released,
+        )
+        self.s.add(conference)
+        self.s.flush()
+        for code, (role, rep) in (people or {}).items():
+            self.s.add(
+                Participant(
+                    conference_id=conference.id,
+                    agency_id=self.agency[code].id,
+                    representative_id=self.rep[rep].id if rep else None,
+                    role=role,
+                    rule="test",
+                    override_reason=CANARY,
+                )
+            )
+        self.s.add(
+            InformationItem(
+                conference_id=conference.id,
+                agency_id=self.agency["jva-wien"].id,
+                classification="professional",
+                summary=CANARY,
+            )
+        )
+        self.s.add(
+            PlanItem(
+                conference_id=conference.id,
+                number=1,
+                drafted_by="lead",
+                text=CANARY,
+                outcome="amended" if released else None,
+                amendment=CANARY,
+                reason=CANARY,
+            )
+        )
+        self.s.flush()
+        return conference
+
+    def action(
+        self, case: Case, conference: Conference, *, owner: str, due: date, status: str = "open"
+    ) -> None:
+        self.s.add(
+            ActionItem(
+                case_id=case.id,
+                conference_id=conference.id,
+                owner_agency_id=self.agency[owner].id,
+                description=CANARY,
+                due_on=due,
+                status=status,
+            )
+        )
+
+    def message(self, case: Case, *, to: str, status: str, attempts: int) -> None:
+        channel = self.s.exec(
+            select(Channel).where(Channel.agency_id == self.agency[to].id)
+        ).first()
+        assert channel is not None
+        self.s.add(
+            Notification(
+                key=f"{case.reference}/{to}/{status}/{attempts}",
+                case_id=case.id,
+                event="invitation",
+                recipient_agency_id=self.agency[to].id,
+                recipient_role="core",
+                channel=channel.tag,
+                status=status,
+                attempts=attempts,
+                last_error=CANARY,
+                created_at=NOW - timedelta(days=2),
+            )
+        )
+
+
+def scenario(session: Session) -> dict[str, Case]:
+    """Cases at different steps, each with what its figures need."""
+    w = World(session)
+    made: dict[str, Case] = {}
+    # Waiting at preparation for 10 days (late after 7), no conference yet.
+    made["late"] = w.case(phase="preparation", updated_at=NOW - timedelta(days=10))
+    # Waiting at the decision for 2 days; a conference with a lead and a coordinator.
+    fresh = w.case(
+        stage="pre_release",
+        profile="austria-neustart",
+        phase="decision",
+        conference_type="security",
+        updated_at=NOW - timedelta(days=2),
+    )
+    w.conference(
+        fresh,
+        starts=NOW + timedelta(days=1),
+        people={
+            "jva-wien": ("lead", "jva-wien-1"),
+            "neustart-wien": ("coordinator", "neustart-wien-1"),
+            "dsn": ("core", None),
+        },
+    )
+    made["fresh"] = fresh
+    # A profile removed since, referred by a national agency (no area); first conference held
+    # this quarter; a review in 10 days; actions open, overdue and done; consent withdrawn.
+    removed = w.case(
+        agency="dsn",
+        stage="post_release",
+        profile="retired-profile",
+        phase="review_scheduled",
+        conference_type="social_network",
+        days_ago=60,
+    )
+    first = w.conference(
+        removed,
+        type_="social_network",
+        starts=NOW - timedelta(days=45),
+        released=NOW - timedelta(days=44),
+        people={"neustart-wien": ("lead", "neustart-wien-1"), "jva-wien": ("core", "jva-wien-2")},
+    )
+    w.action(removed, first, owner="jva-wien", due=NOW.date() - timedelta(days=1))
+    w.action(removed, first, owner="jva-wien", due=NOW.date() + timedelta(days=20))
+    w.action(removed, first, owner="ams-wien", due=NOW.date() - timedelta(days=5), status="done")
+    session.add(
+        Review(
+            case_id=removed.id,
+            cycle=2,
+            due_at=NOW + timedelta(days=10),
+            idempotency_key=f"{removed.reference}/review/c2/v1",
+        )
+    )
+    rep = w.rep["neustart-wien-1"].id
+    session.add(
+        ConsentRecord(
+            case_id=removed.id,
+            scope="social_network_conference",
+            decision="granted",
+            recorded_by_id=rep,
+            recorded_at=NOW - timedelta(days=55),
+        )
+    )
+    session.add(
+        ConsentRecord(
+            case_id=removed.id,
+            scope="social_network_conference",
+            decision="withdrawn",
+            recorded_by_id=rep,
+            recorded_at=NOW - timedelta(days=3),
+        )
+    )
+    w.message(removed, to="dsn", status="failed", attempts=2)
+    w.message(removed, to="jva-wien", status="sent", attempts=3)
+    made["removed"] = removed
+    # A review overdue (scheduled, its date passed); transferred to area Wien, lead neustart.
+    overdue = w.case(
+        stage="custody",
+        phase="review_scheduled",
+        conference_type="security",
+        days_ago=200,
+        area="Wien",
+        lead_agency_id=w.agency["neustart-wien"].id,
+    )
+    held = w.conference(
+        overdue,
+        starts=NOW - timedelta(days=150),
+        released=NOW - timedelta(days=150),
+        people={
+            "jva-wien": ("lead", "jva-wien-1"),
+            "neustart-wien": ("coordinator", "neustart-wien-2"),
+        },
+    )
+    w.conference(
+        overdue,
+        cycle=2,
+        starts=NOW - timedelta(days=20),
+        released=NOW - timedelta(days=20),
+        people={
+            "jva-wien": ("lead", "jva-wien-1"),
+            "neustart-wien": ("coordinator", "neustart-wien-1"),
+        },
+    )
+    session.add(
+        Review(
+            case_id=overdue.id,
+            cycle=2,
+            due_at=NOW - timedelta(days=21),
+            status="started",
+            idempotency_key=f"{overdue.reference}/review/c2/v1",
+        )
+    )
+    session.add(
+        Review(
+            case_id=overdue.id,
+            cycle=3,
+            due_at=NOW - timedelta(days=3),
+            idempotency_key=f"{overdue.reference}/review/c3/v1",
+        )
+    )
+    session.add(
+        StageChange(
+            case_id=overdue.id,
+            kind="transfer",
+            from_stage="custody",
+            to_stage="custody",
+            reason="client_moved",
+            area="Wien",
+            lead_agency_id=w.agency["neustart-wien"].id,
+            at=NOW - timedelta(days=100),
+        )
+    )
+    session.add(
+        StageChange(
+            case_id=overdue.id,
+            kind="move",
+            from_stage="pre_trial",
+            to_stage="custody",
+            reason="sentenced",
+            at=NOW - timedelta(days=180),
+        )
+    )
+    w.action(overdue, held, owner="neustart-wien", due=NOW.date() - timedelta(days=30))
+    made["overdue"] = overdue
+    # A closed case, and the same agency file number referred again this quarter: a repeat.
+    closed = w.case(
+        stage="closed",
+        status="closed",
+        phase="closed",
+        days_ago=300,
+        referral_file_number="W-REPEAT",
+        closure_reason="plan_completed",
+        closed_at=NOW - timedelta(days=100),
+    )
+    made["closed"] = closed
+    made["repeat"] = w.case(
+        referral_file_number="W-REPEAT",
+        days_ago=5,
+        phase="review_cancelled",
+        updated_at=NOW - timedelta(days=4),
+    )
+    session.flush()
+    return made
+
+
+def report(session: Session) -> dict[str, str]:
+    return build_report(session, now=NOW, known_profiles=KNOWN, late_after_days=LATE)
+
+
+def test_each_artifact_matches_the_database(session: Session) -> None:
+    made = scenario(session)
+    out = report(session)
+    assert set(out) == set(ARTIFACTS)
+    cases = list(session.exec(select(Case)))
+    open_cases = [c for c in cases if c.status == "open"]
+
+    # caseconf-portfolio: open cases by stage, type, profile, area and lead.
+    portfolio = out["caseconf-portfolio"]
+    assert f"# Open cases: {len(open_cases)}" in portfolio
+    assert counts(portfolio, "### By stage") == Counter(str(c.stage) for c in open_cases)
+    assert counts(portfolio, "### By profile") == Counter(c.profile for c in open_cases)
+    assert counts(portfolio, "### By conference type") == Counter(
+        str(c.conference_type) if c.conference_type else "(not chosen yet)" for c in open_cases
+    )
+    areas = counts(portfolio, "### By area")
+    leads = counts(portfolio, "### By lead agency")
+    assert sum(areas.values()) == sum(leads.values()) == len(open_cases)
+    assert areas.get("(none)", 0) >= 1  # the case referred by the national agency
+    codes = {a.id: a for a in session.exec(select(Agency))}
+    assert areas.get("Wien", 0) == sum(
+        1 for c in open_cases if (c.area or codes[c.referring_agency_id].area) == "Wien"
+    )
+    assert leads.get("neustart-wien", 0) >= 2  # transferred lead, and lead of a conference
+    assert "`retired-profile`, which no longer exists" in portfolio
+    assert "have no conference yet" in portfolio
+    assert "data:image/svg+xml;base64," in portfolio
+    now_row = next(r for r in table(portfolio, "### Open cases by stage, end of") if r[0] == "now")
+    assert [int(x) for x in now_row[1:5]] == [
+        sum(1 for c in open_cases if c.stage == s)
+        for s in ("pre_trial", "custody", "pre_release", "post_release")
+    ]
+
+    # caseconf-waiting: every case waiting for a person, oldest first, late per step.
+    waiting = out["caseconf-waiting"]
+    waits = [c for c in open_cases if c.phase in {str(p) for p in WAITING_PHASES}]
+    assert f"# Waiting for a person: {len(waits)} case(s)" in waiting
+    by_step = {r[0]: (int(r[1]), int(r[2])) for r in table(waiting)}
+    for step in {str(c.phase) for c in waits}:
+        late = sum(
+            1
+            for c in waits
+            if c.phase == step and step in LATE and c.updated_at < NOW - timedelta(days=LATE[step])
+        )
+        assert by_step[step] == (sum(1 for c in waits if c.phase == step), late)
+    listed = table(waiting, "### Oldest first")
+    order = [r[0] for r in listed]
+    expected = sorted(waits, key=lambda c: (c.updated_at, c.reference))[: len(order)]
+    assert order == [c.reference for c in expected]
+    row = {r[0]: r for r in listed}
+    assert row[made["late"].reference][5] == "**late**"
+    assert row[made["fresh"].reference][4] == "`neustart-wien`"  # the coordinator acts
+    assert row[made["late"].reference][4] == "`neustart-wien`"  # no conference: the referrer
+    assert row[made["repeat"].reference][1] == "review_cancelled"
+
+    # caseconf-reviews: next 30 days, overdue.
+    reviews_md = out["caseconf-reviews"]
+    by_ref = {c.id: c for c in cases}
+    rows = list(session.exec(select(Review)))
+    upcoming = [
+        r
+        for r in rows
+        if r.status == "scheduled"
+        and by_ref[r.case_id].status == "open"
+        and NOW <= r.due_at < NOW + timedelta(days=30)
+    ]
+    overdue = [
+        r
+        for r in rows
+        if by_ref[r.case_id].status == "open"
+        and r.due_at < NOW
+        and (
+            r.status == "scheduled"
+            or (
+                r.status == "started"
+                and r.cycle == by_ref[r.case_id].cycle
+                and by_ref[r.case_id].phase not in ("release", "review_scheduled")
+            )
+        )
+    ]
+    assert f"# Reviews: {len(upcoming)} in the next 30 days, {len(overdue)} overdue" in reviews_md
+    assert [made["overdue"].reference, "2", (NOW - timedelta(days=3)).date().isoformat()] in table(
+        reviews_md, "### Overdue"
+    )
+    assert [made["removed"].reference, "1", (NOW + timedelta(days=10)).date().isoformat()] in table(
+        reviews_md, "### In the next 30 days"
+    )
+    cancelled = sum(1 for c in open_cases if c.phase == "review_cancelled")
+    assert f"**{cancelled} open case(s) have no review planned**" in reviews_md
+
+    # caseconf-actions: open and overdue by owner agency (open cases only).
+    actions_md = out["caseconf-actions"]
+    open_ids = {c.id for c in open_cases}
+    acts = [
+        a for a in session.exec(select(ActionItem)) if a.status == "open" and a.case_id in open_ids
+    ]
+    expected_actions = {
+        codes[agency].code: (
+            sum(1 for a in acts if a.owner_agency_id == agency),
+            sum(1 for a in acts if a.owner_agency_id == agency and a.due_on < NOW.date()),
+        )
+        for agency in {a.owner_agency_id for a in acts}
+    }
+    assert {r[0].strip("`"): (int(r[1]), int(r[2])) for r in table(actions_md)} == expected_actions
+    assert expected_actions["jva-wien"][1] >= 1 and "`ams-wien`" not in actions_md  # done
+
+    # caseconf-delivery: failed, and retried within 30 days, by agency and channel kind.
+    delivery_md = out["caseconf-delivery"]
+    kinds = {ch.tag: str(ch.kind) for ch in session.exec(select(Channel))}
+    expected_delivery: Counter[tuple[str, str, str]] = Counter()
+    for n in session.exec(select(Notification)):
+        where = (codes[n.recipient_agency_id].code, kinds.get(n.channel, "hand-over"))
+        if n.status == "failed":
+            expected_delivery[(*where, "failed")] += 1
+        elif n.status == "sent" and n.attempts > 1 and n.created_at >= NOW - timedelta(days=30):
+            expected_delivery[(*where, "retried")] += 1
+    got: Counter[tuple[str, str, str]] = Counter()
+    for r in table(delivery_md):
+        got[(r[0].strip("`"), r[1], "failed")] += int(r[2])
+        got[(r[0].strip("`"), r[1], "retried")] += int(r[3])
+    assert +got == expected_delivery
+    assert got[("dsn", "email", "failed")] >= 1 and got[("jva-wien", "email", "retried")] >= 1
+
+    # caseconf-continuity: per agency, summed over cases.
+    continuity_md = out["caseconf-continuity"]
+    conferences = {c.id: c for c in session.exec(select(Conference))}
+    professional = {"lead", "coordinator", "core", "case_dependent", "observer"}
+    parts = [p for p in session.exec(select(Participant)) if p.role in professional]
+    expected_cont = {}
+    for agency in {p.agency_id for p in parts}:
+        mine = [p for p in parts if p.agency_id == agency]
+        named = [p for p in mine if p.representative_id is not None]
+        per_case: dict[int, Counter[int]] = {}
+        for p in named:
+            per_case.setdefault(conferences[p.conference_id].case_id, Counter())[
+                p.representative_id
+            ] += 1
+        same = sum(max(c.values()) for c in per_case.values())
+        share = "n/a" if not named else f"{same / len(named):.0%}"
+        expected_cont[codes[agency].code] = [str(len(mine)), str(len(named)), share]
+    assert {r[0].strip("`"): r[1:] for r in table(continuity_md)} == expected_cont
+    # The transferred case's coordinator changed person between its two conferences: 50%.
+
+    # caseconf-quarter: this quarter and the one before.
+    quarter_md = out["caseconf-quarter"]
+    start, end = quarter_of(NOW.date())
+    lo, hi = (datetime(d.year, d.month, d.day, tzinfo=UTC) for d in (start, end))
+    rows_q = {r[0]: r[1:] for r in table(quarter_md)}
+    this = -1  # the last column is the current quarter
+    referred = [c for c in cases if lo <= c.created_at < hi]
+    assert int(rows_q["Referrals"][this]) == len(referred)
+    repeats = sum(
+        1
+        for c in referred
+        if any(
+            o.id != c.id
+            and o.status == "closed"
+            and o.referring_agency_id == c.referring_agency_id
+            and o.referral_file_number == c.referral_file_number
+            and o.closed_at is not None
+            and o.closed_at <= c.created_at <= o.closed_at + timedelta(days=365)
+            for o in cases
+        )
+    )
+    assert int(rows_q["Repeat referrals (within 12 months of a closed case)"][this]) == repeats >= 1
+    held = [c for c in conferences.values() if c.released_at and lo <= c.released_at < hi]
+    assert int(rows_q["Conferences held"][this]) == len(held)
+    for t, n in Counter(str(c.conference_type) for c in held).items():
+        assert int(rows_q[f"&nbsp;&nbsp;{t}"][this]) == n
+    consents = [r for r in session.exec(select(ConsentRecord)) if lo <= r.recorded_at < hi]
+    assert (
+        int(rows_q["Consent withdrawn"][this])
+        == sum(r.decision == "withdrawn" for r in consents)
+        >= 1
+    )
+    assert int(rows_q["Consent refused"][this]) == sum(r.decision == "refused" for r in consents)
+    firsts = [
+        (c.starts_at - by_ref[c.case_id].created_at).total_seconds() / 86400
+        for c in held
+        if c.cycle == 1 and c.starts_at
+    ]
+    cell = rows_q["Median days, referral to first conference"][this]
+    assert cell == (f"{round(median(firsts), 1):g} (of {len(firsts)})" if firsts else "n/a")
+    reviews_held = [
+        (c, r)
+        for c in held
+        if c.kind == "review"
+        for r in rows
+        if r.case_id == c.case_id and r.cycle == c.cycle and r.status == "started"
+    ]
+    assert int(rows_q["Reviews held"][this]) == len(reviews_held) >= 1
+    assert int(rows_q["&nbsp;&nbsp;on time"][this]) == sum(
+        1 for c, r in reviews_held if c.starts_at.date() <= r.due_at.date()
+    )
+    closed = [c for c in cases if c.closed_at and lo <= c.closed_at < hi]
+    assert int(rows_q["Closures"][this]) == len(closed)
+    previous = quarter_of(add_months(start, -3))
+    plo, phi = (datetime(d.year, d.month, d.day, tzinfo=UTC) for d in previous)
+    assert (
+        int(rows_q["Closures"][0])
+        == sum(1 for c in cases if c.closed_at and plo <= c.closed_at < phi)
+        >= 1
+    )
+
+
+def test_no_typed_text_reaches_an_artifact(session: Session) -> None:
+    """Canary: every free-text field of the scenario carries it; no artifact does."""
+    from models.timeline import timeline, timeline_markdown
+
+    made = scenario(session)
+    published = list(report(session).values())
+    for case in made.values():
+        published.append(timeline_markdown(case, timeline(session, case=case), now=NOW))
+    for text in published:
+        assert "CANARY" not in text.upper()
+        assert "room" not in text  # the location
+
+
+def test_empty_database_still_publishes(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    SQLModel.metadata.create_all(engine)
+    with Session(engine) as session:
+        sync_directory(session, load_directory())
+        session.commit()
+        out = report(session)
+    assert set(out) == set(ARTIFACTS)
+    assert (
+        "# Open cases: 0" in out["caseconf-portfolio"]
+        and "No open cases." in out["caseconf-portfolio"]
+    )
+    assert "No case waits for a person." in out["caseconf-waiting"]
+    assert "# Reviews: 0 in the next 30 days, 0 overdue" in out["caseconf-reviews"]
+    assert "No open actions." in out["caseconf-actions"]
+    assert "No failed or retried messages." in out["caseconf-delivery"]
+    assert "No conference participants recorded yet." in out["caseconf-continuity"]
+    rows_q = {r[0]: r[1:] for r in table(out["caseconf-quarter"])}
+    assert rows_q["Referrals"] == ["0", "0"]
+    assert rows_q["Median days, referral to first conference"] == ["n/a", "n/a"]
+
+
+def test_quarters_are_calendar_quarters() -> None:
+    assert quarter_of(date(2026, 5, 20)) == (date(2026, 4, 1), date(2026, 7, 1))
+    assert quarter_of(date(2026, 12, 31)) == (date(2026, 10, 1), date(2027, 1, 1))
+    assert add_months(date(2026, 1, 1), -3) == date(2025, 10, 1)
+    assert re.fullmatch(r"\d{4}-Q[1-4]", "2026-Q2")
