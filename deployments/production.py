@@ -1,10 +1,12 @@
-"""Production on Prefect's own stack (docker/compose.yaml): the one-shot setup job, crash detection
+"""Production on Prefect's own stack (docker/compose.yaml): the two one-shot jobs, crash detection
 for runs whose worker died, and the recovery flow a crashed case run triggers.
 
-    python -m deployments.production setup     # the compose `setup` job, step by step
+    python -m deployments.production migrate   # before the API replicas start
+    python -m deployments.production setup     # once the API answers
 """
 
 import argparse
+import asyncio
 import os
 import subprocess
 import sys
@@ -128,22 +130,43 @@ def _run(*command: str) -> None:
     subprocess.run(command, cwd=PROJECT_ROOT, check=True)
 
 
-def setup() -> int:
-    """Prefect's database, caseconf's database, the directory and profiles, the pool, crash
-    detection and the deployments, in that order; each step can run again without harm."""
-    from deployments.__main__ import load
-    from models.database import migrate
+async def _register_block_types() -> None:
+    """What each API server does as it starts, done once (replicas set
+    PREFECT_SERVER_REGISTER_BLOCKS_ON_START=false)."""
+    from prefect.server.database import provide_database_interface
+    from prefect.server.models.block_registration import run_block_auto_registration
+
+    db = provide_database_interface()
+    async with await db.session() as session:
+        await run_block_auto_registration(session=session)
+        await session.commit()
+
+
+def migrate() -> int:
+    """Prefect's database, then caseconf's: the API replicas cannot start before (they write
+    Prefect's block types at start-up) and never migrate on start themselves."""
+    from models.database import migrate as migrate_caseconf
 
     prefect = os.path.join(os.path.dirname(sys.executable), "prefect")
-    # Prefect's own migrations, as a step of their own (the API servers never migrate on start).
     _run(prefect, "server", "database", "upgrade", "-y")
-    migrate()
-    print("caseconf setup: caseconf's database at the newest revision", flush=True)
+    asyncio.run(_register_block_types())
+    print("caseconf migrate: Prefect's block types registered", flush=True)
+    migrate_caseconf()
+    print("caseconf migrate: both databases at the newest revision", flush=True)
+    return 0
+
+
+def setup() -> int:
+    """The directory and profiles, the pool, crash detection and the deployments of prefect.yaml,
+    through the API; each step can run again without harm."""
+    from deployments.__main__ import load
+
     if load() != 0:
         return 2
     wait_for_api()
     print(f"caseconf setup: work pool {POOL!r} {ensure_pool()}", flush=True)
     print(f"caseconf setup: crash detection {ensure_crash_detection()}", flush=True)
+    prefect = os.path.join(os.path.dirname(sys.executable), "prefect")
     _run(prefect, "--no-prompt", "deploy", "--all", "--prefect-file", "prefect.yaml")
     print("caseconf setup: done", flush=True)
     return 0
@@ -166,11 +189,10 @@ def case_recover() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deployments.production", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("setup", help="the one-shot setup job of docker/compose.yaml")
+    sub.add_parser("migrate", help="the compose `migrate` job: Prefect's database, caseconf's")
+    sub.add_parser("setup", help="the compose `setup` job: directory, pool, deployments")
     args = parser.parse_args(argv)
-    if args.command == "setup":
-        return setup()
-    return 2
+    return migrate() if args.command == "migrate" else setup()
 
 
 if __name__ == "__main__":

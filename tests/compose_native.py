@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,3 +257,245 @@ def process_usage(pid: int) -> tuple[float, int]:
     cpu = (int(fields[11]) + int(fields[12])) / ticks
     rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
     return cpu, rss
+
+
+# --- the whole stack, for the topology test and the bench -------------------------------------
+
+
+class Unavailable(RuntimeError):
+    """PostgreSQL or Redis does not answer on loopback: the native topology cannot run."""
+
+
+PG = ("127.0.0.1", 5432)
+REDIS = ("127.0.0.1", 6379)
+
+
+def dockerfile_env(path: Path = ROOT / "docker" / "Dockerfile") -> dict[str, str]:
+    """The ENV the image sets (KEY=value pairs of every ENV instruction)."""
+    text = path.read_text().replace("\\\n", " ")
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("ENV "):
+            for pair in shlex.split(line[4:]):
+                key, _, value = pair.partition("=")
+                found[key] = value
+    return found
+
+
+def check_backing_services() -> None:
+    import socket
+
+    import redis
+
+    for host, port in (PG, REDIS):
+        try:
+            socket.create_connection((host, port), timeout=3).close()
+        except OSError as error:
+            raise Unavailable(f"nothing answers on {host}:{port}: {error}") from None
+    try:
+        redis.Redis(host=REDIS[0], port=REDIS[1], socket_timeout=3).ping()
+    except redis.RedisError as error:
+        raise Unavailable(f"Redis on {REDIS[0]}:{REDIS[1]} does not answer PING: {error}") from None
+
+
+def _psql(*sql: str) -> None:
+    for statement in sql:
+        subprocess.run(
+            [
+                "psql",
+                "-w",
+                "-q",
+                "-h",
+                PG[0],
+                "-p",
+                str(PG[1]),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                statement,
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PGCONNECT_TIMEOUT": "5"},
+        )
+
+
+@dataclass
+class Running:
+    """A native stack that is up: where its parts answer, and its credentials."""
+
+    stack: NativeStack
+    env: dict[str, str]
+    api_urls: list[str]
+    proxy_url: str | None
+    public_url: str | None
+    caseconf_database_url: str
+    auth_string: str
+
+    def api_settings(self, url: str) -> Any:
+        """Prefect client settings that talk to `url` with the auth string."""
+        from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+        return temporary_settings(
+            updates={PREFECT_API_URL: url, PREFECT_API_AUTH_STRING: self.auth_string}
+        )
+
+
+def native_stack(
+    workdir: Path,
+    *,
+    mail_port: int,
+    chat_port: int,
+    redis_dbs: tuple[int, int],
+    crash_after: int = 90,
+    worker_query_seconds: int = 5,
+    use_proxy: bool = True,
+) -> "Iterator[Running]":
+    """Bring docker/compose.yaml's stack up natively (a generator: use with contextlib)."""
+    import secrets
+    import shutil
+    import uuid
+
+    import redis
+
+    from deployments.mailcatcher import free_port
+
+    check_backing_services()
+    suffix = uuid.uuid4().hex[:8]
+    auth = f"caseconf:{secrets.token_urlsafe(16)}"
+    https_port, proxy_port = free_port(), free_port()
+    caddy = shutil.which("caddy") if use_proxy else None
+    env = read_env_file(ROOT / "docker" / ".env.example") | {
+        "PREFECT_AUTH_STRING": auth,
+        "POSTGRES_PASSWORD": secrets.token_hex(8),
+        "PREFECT_DB_NAME": f"prefect_{suffix}",
+        "PREFECT_DB_USER": f"prefect_{suffix}",
+        "PREFECT_DB_PASSWORD": secrets.token_hex(8),
+        "CASECONF_DB_NAME": f"caseconf_{suffix}",
+        "CASECONF_DB_USER": f"caseconf_{suffix}",
+        "CASECONF_DB_PASSWORD": secrets.token_hex(8),
+        "REDIS_PASSWORD": secrets.token_hex(8),
+        "PREFECT_REDIS_MESSAGING_DB": str(redis_dbs[0]),
+        "PREFECT_DOCKET_DB": str(redis_dbs[1]),
+        "CASECONF_PUBLIC_HOST": f"127.0.0.1:{https_port}",
+        "CASECONF_TLS": "internal",
+        "CASECONF_CRASH_AFTER_SECONDS": str(crash_after),
+        "CASECONF_MAIL_FROM": "caseconf@demo.invalid",
+    }
+    compose = load_compose(env)
+    api_ports = [free_port(), free_port()]
+    apis = [f"127.0.0.1:{p}" for p in api_ports]
+    addresses = {
+        "postgres:5432": f"{PG[0]}:{PG[1]}",
+        "redis:6379": f"{REDIS[0]}:{REDIS[1]}",
+        "prefect-api-1:4200": apis[0],
+        "prefect-api-2:4200": apis[1],
+        # Without Caddy installed, the proxy's internal listener is replaced by replica 1.
+        "proxy:8080": f"127.0.0.1:{proxy_port}" if caddy else apis[0],
+    }
+    config = workdir / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "config" / "directory.demo.yaml", config / "directory.yaml")
+    (config / "apprise.yaml").write_text(
+        (ROOT / "config" / "apprise.demo.yaml")
+        .read_text()
+        .replace("127.0.0.1:2525", f"127.0.0.1:{mail_port}")
+        .replace("127.0.0.1:8765", f"127.0.0.1:{chat_port}")
+    )
+    stack = NativeStack(
+        compose,
+        workdir,
+        addresses,
+        {
+            "/var/lib/caseconf/results": workdir / "results",
+            "/var/lib/caseconf/prefect": workdir / "prefect-home",
+            "/etc/caseconf": config,
+            "/opt/caseconf": ROOT,
+        },
+    )
+    image = {k: stack.translate(v) for k, v in dockerfile_env().items()}
+    image.pop("PREFECT_HOME")  # each service keeps its own, as each container does
+    # The local Redis has no password (compose's has one): clients connect without.
+    no_redis_password = {
+        "PREFECT_REDIS_MESSAGING_PASSWORD": "",
+        "PREFECT_SERVER_DOCKET_URL": f"redis://{REDIS[0]}:{REDIS[1]}/{redis_dbs[1]}",
+    }
+    for name, service in compose["services"].items():
+        overrides = dict(image) if str(service.get("image", "")).startswith("caseconf:") else {}
+        if "PREFECT_REDIS_MESSAGING_HOST" in service_environment(service):
+            overrides |= no_redis_password
+        stack.overrides[name] = overrides
+    for index, name in enumerate(("prefect-api-1", "prefect-api-2")):
+        stack.overrides[name] |= {
+            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_PORT": str(api_ports[index]),
+        }
+    for name in ("worker-1", "worker-2"):
+        stack.overrides[name] |= {
+            "PREFECT_WORKER_WEBSERVER_PORT": str(free_port()),
+            "PREFECT_WORKER_QUERY_SECONDS": str(worker_query_seconds),
+        }
+    stack.overrides["proxy"] = {
+        "XDG_DATA_HOME": str(workdir / "proxy" / "data"),
+        "XDG_CONFIG_HOME": str(workdir / "proxy" / "config"),
+        "CASECONF_INTERNAL_ADDRESS": f"127.0.0.1:{proxy_port}",
+    }
+
+    postgres = stack.environment("postgres")
+    redis_client = redis.Redis(host=REDIS[0], port=REDIS[1])
+    databases = [
+        (env["PREFECT_DB_NAME"], env["PREFECT_DB_USER"]),
+        (env["CASECONF_DB_NAME"], env["CASECONF_DB_USER"]),
+    ]
+    try:
+        # The postgres service's init script, run against the local server.
+        subprocess.run(
+            ["bash", str(ROOT / "docker" / "postgres" / "init-databases.sh")],
+            env={**postgres, "POSTGRES_USER": "postgres", "PGHOST": PG[0], "PGPORT": str(PG[1])},
+            check=True,
+            capture_output=True,
+        )
+        for db in redis_dbs:
+            redis.Redis(host=REDIS[0], port=REDIS[1], db=db).flushdb()
+        stack.run_once("migrate")
+        for name in ("prefect-api-1", "prefect-api-2"):
+            stack.start(name)
+        if caddy:
+            stack.start("proxy", [caddy, "run", "--config", str(ROOT / "docker" / "Caddyfile")])
+        api_urls = [f"http://{a}/api" for a in apis]
+        for name, url in zip(("prefect-api-1", "prefect-api-2"), api_urls, strict=True):
+            stack.wait_http(name, f"{url}/health")
+        proxy_url = f"http://127.0.0.1:{proxy_port}/api" if caddy else None
+        if proxy_url:
+            stack.wait_http("proxy", f"{proxy_url}/health")
+        stack.run_once("setup")
+        stack.start("prefect-services")
+        for name in ("worker-1", "worker-2"):
+            stack.start(name)
+        for name in ("worker-1", "worker-2"):
+            port = stack.overrides[name]["PREFECT_WORKER_WEBSERVER_PORT"]
+            stack.wait_http(name, f"http://127.0.0.1:{port}/health")
+        yield Running(
+            stack=stack,
+            env=env,
+            api_urls=api_urls,
+            proxy_url=proxy_url,
+            public_url=f"https://127.0.0.1:{https_port}" if caddy else None,
+            caseconf_database_url=stack.environment("worker-1")["CASECONF_DATABASE_URL"],
+            auth_string=auth,
+        )
+    finally:
+        stack.stop_all()
+        for db in redis_dbs:
+            redis.Redis(host=REDIS[0], port=REDIS[1], db=db).flushdb()
+        redis_client.close()
+        for database, role in databases:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                _psql(
+                    f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)',
+                    f'DROP ROLE IF EXISTS "{role}"',
+                )

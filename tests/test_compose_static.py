@@ -98,12 +98,13 @@ def test_the_topology_is_prefects_self_hosted_one(compose: dict[str, Any]) -> No
         assert "results:/var/lib/caseconf/results" in all_services[name]["volumes"]
         assert env["PREFECT_LOCAL_STORAGE_PATH"] == "/var/lib/caseconf/results"
         assert env["PREFECT_API_AUTH_STRING"] == EXAMPLE["PREFECT_AUTH_STRING"]
-    assert service_command(all_services["setup"]) == [
-        "python",
-        "-m",
-        "deployments.production",
-        "setup",
-    ]
+    for job in ("migrate", "setup"):
+        assert service_command(all_services[job]) == ["python", "-m", "deployments.production", job]
+        assert all_services[job]["restart"] == "no"
+    for name in apis:
+        assert all_services[name]["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"
+        }
 
 
 def test_only_the_proxy_publishes_a_port(compose: dict[str, Any]) -> None:
