@@ -67,7 +67,9 @@ def test_demo_directory_loads() -> None:
     } <= codes
     neustart = directory.agency("neustart-wien")
     assert neustart is not None
-    assert set(neustart.kinds) == {AgencyKind.cso, AgencyKind.probation}
+    assert set(neustart.kinds) == {AgencyKind.cso, AgencyKind.probation, AgencyKind.case_manager}
+    police = directory.agency("lpd-wien")
+    assert police is not None and police.scope == "regional"
     for code, clearance in [
         ("jva-wien", Classification.professional),
         ("dsn", Classification.restricted),
@@ -161,8 +163,9 @@ def test_sync_inserts_updates_and_deactivates(engine: Engine) -> None:
     with Session(engine) as session:
         agencies, reps = rows(session)
         assert set(agencies) == {a.code for a in directory.agencies}
-        assert agencies["neustart-wien"].kinds == ["cso", "probation"]
+        assert agencies["neustart-wien"].kinds == ["cso", "probation", "case_manager"]
         assert agencies["dsn"].clearance == Classification.restricted
+        assert agencies["lpd-wien"].scope == "regional" and agencies["dsn"].scope is None
         assert reps["neustart-wien-2"].agency_id == agencies["neustart-wien"].id
         assert all(a.active for a in agencies.values()) and all(r.active for r in reps.values())
         ids = {code: a.id for code, a in agencies.items()}
@@ -172,6 +175,7 @@ def test_sync_inserts_updates_and_deactivates(engine: Engine) -> None:
     data["agencies"][0]["representatives"].pop()  # neustart-wien-2 leaves
     data["agencies"][1]["name"] = "Justizanstalt Wien-Josefstadt"
     data["agencies"][1]["kinds"] = ["prison", "social_services"]
+    data["agencies"][1]["scope"] = "josefstadt"
     with Session(engine) as session:
         sync_directory(session, parse_directory(data, "changed.yaml"))
         session.commit()
@@ -182,6 +186,7 @@ def test_sync_inserts_updates_and_deactivates(engine: Engine) -> None:
         assert not reps["neustart-wien-2"].active and reps["neustart-wien-1"].active
         assert agencies["jva-wien"].name == "Justizanstalt Wien-Josefstadt"
         assert agencies["jva-wien"].kinds == ["prison", "social_services"]
+        assert agencies["jva-wien"].scope == "josefstadt"
 
     with Session(engine) as session:  # back in the file: active again
         sync_directory(session, directory)
@@ -279,3 +284,39 @@ def test_a_duplicate_code_is_always_refused(data: dict[str, Any], draw: st.DataO
     )
     message = refusal(broken)
     assert f"agencies[{len(broken['agencies']) - 1}] ({source['code']}).code: " in message
+
+
+BARCELONA = PROJECT_ROOT / "config" / "directory.barcelona.yaml"
+
+
+def test_barcelona_demo_directory_has_both_police_forces_and_a_case_manager() -> None:
+    directory = load_directory(BARCELONA)
+    police = {a.code: a.scope for a in directory.agencies if AgencyKind.police in a.kinds}
+    assert police == {"guardia-urbana-bcn": "local", "mossos": "regional"}
+    managers = [a.code for a in directory.agencies if AgencyKind.case_manager in a.kinds]
+    assert managers == ["smpa-bcn"]
+    smpa = directory.agency("smpa-bcn")
+    assert smpa is not None and AgencyKind.probation in smpa.kinds
+
+
+def test_barcelona_channels_each_have_an_apprise_url() -> None:
+    from models.channels import check_tags, load_apprise_config
+    from models.directory import channel_tags
+
+    config = load_apprise_config(PROJECT_ROOT / "config" / "apprise.barcelona.yaml")
+    check_tags(config.tags, channel_tags(load_directory(BARCELONA)))
+    assert set(config.tags) == channel_tags(load_directory(BARCELONA))
+
+
+@pytest.mark.parametrize(
+    ("scope", "reason"),
+    [
+        ("Local", "String should match pattern"),
+        ("", "String should match pattern"),
+        ("a" * 65, "String should have at most 64 characters"),
+    ],
+)
+def test_a_scope_that_is_not_a_slug_is_refused_naming_the_entry(scope: str, reason: str) -> None:
+    data = demo_data()
+    data["agencies"][3]["scope"] = scope
+    assert f"dir.yaml: agencies[3] (lpd-wien).scope: {reason}" in refusal(data)

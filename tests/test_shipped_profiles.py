@@ -1,6 +1,7 @@
 """The shipped governance profiles: each loads, the schema file is current, and each proposes
-sensible participants from the demo directory (one lead of a lead kind, the core group, no
-kind a stage rule excludes)."""
+sensible participants from its demo directory (one lead of a lead kind, the core group, no
+kind a stage rule excludes), with the paper's cases per profile: Catalonia with and without
+needs, Neustart's two conference types, before trial and after release."""
 
 import json
 
@@ -17,6 +18,7 @@ from models.vocabulary import (
     ConferenceType,
     ConsentScope,
     Need,
+    Phase,
     Role,
     Stage,
 )
@@ -25,10 +27,16 @@ PROFILES_DIR = PROJECT_ROOT / "config" / "profiles"
 SCHEMA_FILE = PROJECT_ROOT / "docs" / "profile.schema.json"
 NAMES = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 DEMO = [
-    AgencyView(a.code, frozenset(str(k) for k in a.kinds))
+    AgencyView.of_entry(a)
     for a in load_directory(PROJECT_ROOT / "config" / "directory.demo.yaml").agencies
 ]
-KINDS = {a.code: a.kinds for a in DEMO}
+BARCELONA = [
+    AgencyView.of_entry(a)
+    for a in load_directory(PROJECT_ROOT / "config" / "directory.barcelona.yaml").agencies
+]
+#: Each shipped profile's own demo directory.
+HOME = {"catalonia": BARCELONA}
+KINDS = {a.code: a.kinds for a in DEMO + BARCELONA}
 OPEN_STAGES = [s for s in Stage if s != Stage.closed]
 SHIPPED = [
     (name, stage, ctype)
@@ -43,19 +51,23 @@ def profile(name: str) -> Profile:
 
 
 def propose(
-    name: str, stage: Stage, conference_type: ConferenceType, needs: list[Need] | None = None
+    name: str,
+    stage: Stage,
+    conference_type: ConferenceType,
+    needs: list[Need] | None = None,
+    agencies: list[AgencyView] | None = None,
 ) -> Selection:
     return propose_participants(
         profile=profile(name),
-        agencies=DEMO,
+        agencies=HOME.get(name, DEMO) if agencies is None else agencies,
         stage=stage,
         conference_type=conference_type,
         needs=list(Need) if needs is None else needs,
     )
 
 
-def covered_kinds(selection: Selection) -> set[str]:
-    return {kind for p in selection.proposals for kind in KINDS[p.agency_code]}
+def roles(selection: Selection) -> dict[str, Role]:
+    return {p.agency_code: p.role for p in selection.proposals}
 
 
 def test_the_three_profiles_are_shipped() -> None:
@@ -81,18 +93,36 @@ def test_schema_file_is_current() -> None:
 def test_exactly_one_lead_of_a_lead_kind_and_the_core_group(
     name: str, stage: Stage, conference_type: ConferenceType
 ) -> None:
-    rules = profile(name).rules_for(conference_type)
+    shipped = profile(name)
+    rules = shipped.rules_for(conference_type)
     selection = propose(name, stage, conference_type)
     leads = [p for p in selection.proposals if p.role == Role.lead]
+    lead_kinds = rules.lead_kinds_by_stage.get(stage) or rules.lead_kinds
     # One lead of a lead kind, plus one co-lead per co-lead kind the lead does not cover.
-    assert len(leads) == 1 + len(rules.co_lead_kinds)
-    assert KINDS[leads[0].agency_code] & {str(k) for k in rules.lead_kinds}
-    for co_lead, kind in zip(leads[1:], rules.co_lead_kinds, strict=True):
+    assert KINDS[leads[0].agency_code] & {str(k) for k in lead_kinds}
+    co_leads = [k for k in rules.co_lead_kinds if k not in KINDS[leads[0].agency_code]]
+    assert len(leads) == 1 + len(co_leads)
+    for co_lead, kind in zip(leads[1:], co_leads, strict=True):
         assert kind in KINDS[co_lead.agency_code]
     assert len({p.agency_code for p in selection.proposals}) == len(selection.proposals)
-    excluded = {str(k) for k in profile(name).stage_exclusions(stage)}
-    core = {str(k) for k in profile(name).core_kinds.get(conference_type, [])}
-    assert core - excluded <= covered_kinds(selection)
+    # Every seat of the stage's core group is filled by an agency of its own, in its home
+    # directory, unless a stage rule leaves its kind out.
+    excluded = {str(k) for k in shipped.stage_exclusions(stage)}
+    home = {a.code: a for a in HOME.get(name, DEMO)}
+    filled: set[str] = set()
+    for seat in shipped.core_for(conference_type, stage):
+        if seat.kind in excluded:
+            continue
+        fits = [
+            p.agency_code
+            for p in selection.proposals
+            if seat.fits(home[p.agency_code].kinds, home[p.agency_code].scope)
+        ]
+        assert fits, (seat, selection.proposals)
+        if seat.scope is not None:
+            assert not set(fits) & filled, seat  # a scoped seat has an agency of its own
+            filled.update(fits)
+    assert not [w for w in selection.warnings if w.startswith(("core group", "co-lead"))]
     # Client and family are never proposed as agencies.
     assert {p.role for p in selection.proposals} <= PROFESSIONAL_ROLES
 
@@ -108,30 +138,67 @@ def test_post_release_security_conference_leaves_excluded_kinds_out(name: str) -
         assert not KINDS[proposal.agency_code] & excluded, proposal
 
 
-def test_catalonia_prison_unit_and_municipality_co_lead_with_police_and_case_manager() -> None:
+ALWAYS_PRESENT = {
+    "guardia-urbana-bcn": Role.core,  # local police
+    "mossos": Role.core,  # regional police (Mossos d'Esquadra)
+    "smpa-bcn": Role.core,  # the case manager (probation service, kind case_manager)
+}
+
+
+@pytest.mark.parametrize("conference_type", list(ConferenceType))
+@pytest.mark.parametrize("stage", [Stage.custody, Stage.pre_release, Stage.post_release])
+def test_catalonia_prison_unit_and_municipality_lead_with_both_police_forces_and_case_manager(
+    stage: Stage, conference_type: ConferenceType
+) -> None:
     catalonia = profile("catalonia")
-    for ctype in (ConferenceType.security, ConferenceType.social_network):
-        rules = catalonia.rules_for(ctype)
-        assert rules.lead_kinds == [AgencyKind.prison, AgencyKind.municipality]
-        assert rules.co_lead_kinds == [AgencyKind.municipality]
-        assert rules.coordinator_kinds == [AgencyKind.municipality]
-        assert {AgencyKind.police, AgencyKind.probation} <= set(catalonia.core_kinds[ctype])
-        for stage in OPEN_STAGES:
-            selection = propose("catalonia", stage, ctype, needs=[])
-            roles = {p.agency_code: p.role for p in selection.proposals}
-            assert roles == {
-                "jva-wien": Role.lead,  # the prison service's unit
-                "magistrat-wien": Role.lead,  # the municipality, co-lead
-                "lpd-wien": Role.core,  # police
-                "neustart-wien": Role.core,  # probation: the case manager
-            }
-            coordinating = [p.agency_code for p in selection.proposals if p.coordinates]
-            assert coordinating == ["magistrat-wien"]  # the co-lead also coordinates
-            assert selection.warnings == []
+    rules = catalonia.rules_for(conference_type)
+    assert rules.lead_kinds == [AgencyKind.prison, AgencyKind.municipality]
+    assert rules.co_lead_kinds == [AgencyKind.municipality]
+    assert rules.coordinator_kinds == [AgencyKind.municipality]
+    selection = propose("catalonia", stage, conference_type, needs=[])
+    assert roles(selection) == {
+        "dgap-unitat": Role.lead,  # the prison service's specialised unit
+        "ajuntament-bcn": Role.lead,  # the municipality, co-lead
+        **ALWAYS_PRESENT,
+    }
+    coordinating = [p.agency_code for p in selection.proposals if p.coordinates]
+    assert coordinating == ["ajuntament-bcn"]  # the co-lead also coordinates
+    rules_of = {p.agency_code: p.rule for p in selection.proposals}
+    assert rules_of["guardia-urbana-bcn"].endswith("in profile catalonia (police, scope local)")
+    assert rules_of["mossos"].endswith("in profile catalonia (police, scope regional)")
+    assert rules_of["smpa-bcn"].endswith("in profile catalonia (case_manager)")
+    # Five in the core group: within Catalonia's cap, so no warning.
+    assert selection.warnings == []
+    # Nobody is limited to some phases: the paper says nothing of it for Catalonia.
+    assert all(p.phases is None for p in selection.proposals)
+
+
+@pytest.mark.parametrize("conference_type", list(ConferenceType))
+def test_catalonia_before_trial_the_municipality_leads_with_prosecution_and_court(
+    conference_type: ConferenceType,
+) -> None:
+    selection = propose("catalonia", Stage.pre_trial, conference_type, needs=[])
+    assert roles(selection) == {
+        "ajuntament-bcn": Role.lead,  # leads and coordinates; no prison unit before trial
+        **ALWAYS_PRESENT,
+        "fiscalia-an": Role.core,
+        "audiencia-nacional": Role.core,
+    }
+    assert selection.lead.coordinates
+    court = next(p for p in selection.proposals if p.agency_code == "audiencia-nacional")
+    assert court.rule == (
+        f"core group of {conference_type} conferences in profile catalonia at pre_trial (court)"
+    )
+    assert selection.warnings == []  # six: exactly Catalonia's core_cap
+
+
+def test_catalonia_consent_and_client_and_family() -> None:
+    catalonia = profile("catalonia")
     assert not catalonia.rules_for(ConferenceType.security).client_and_family
     social = catalonia.rules_for(ConferenceType.social_network)
     assert social.client_and_family and social.consent_required
     assert social.consent_scopes == [ConsentScope.social_network_conference]
+    assert social.client_phases() == [Phase.information, Phase.decision]
     assert catalonia.review_weeks == 12
 
 
@@ -166,45 +233,134 @@ def test_neustart_follow_up_conference_three_months_after_release() -> None:
     assert profile("generic").post_release_review_weeks is None
 
 
-def test_catalonia_needs_bring_in_the_papers_other_stakeholders() -> None:
+@pytest.mark.parametrize("stage", OPEN_STAGES)
+def test_catalonia_with_needs_brings_in_the_papers_other_stakeholders_besides_the_core(
+    stage: Stage,
+) -> None:
     needs = [Need.migration, Need.mentoring, Need.mental_health, Need.family_support]
-    selection = propose("catalonia", Stage.custody, ConferenceType.social_network, needs=needs)
+    selection = propose("catalonia", stage, ConferenceType.social_network, needs=needs)
     dependent = {p.agency_code for p in selection.proposals if p.role == Role.case_dependent}
-    assert dependent == {"caritas-migration", "derad-mentoring", "psd-wien", "familienberatung"}
+    assert dependent == {
+        "caritas-bcn",  # migrant charities
+        "mentoria-bcn",  # mentors
+        "csma-bcn",
+        "families-bcn",
+        "serveis-socials-bcn",  # welfare services (family support)
+    }
+    # Both police forces and the case manager, whatever the needs.
+    assert ALWAYS_PRESENT.items() <= roles(selection).items()
+    assert selection.warnings == []
+
+
+def test_catalonia_where_the_directory_lacks_a_police_force_selection_names_it() -> None:
+    without_local = [a for a in BARCELONA if a.code != "guardia-urbana-bcn"]
+    selection = propose(
+        "catalonia", Stage.custody, ConferenceType.security, needs=[], agencies=without_local
+    )
+    assert "mossos" in roles(selection)
+    assert selection.warnings == [
+        "core group: no active agency of kind police with scope local in the directory "
+        "(core_kinds.security[0] of profile catalonia)"
+    ]
+    # The regional police never stands in for the local one.
+    assert [p.agency_code for p in selection.proposals if p.role == Role.core] == [
+        "mossos",
+        "smpa-bcn",
+    ]
 
 
 def test_neustart_security_conference_is_led_by_the_security_service() -> None:
     rules = profile("austria-neustart").rules_for(ConferenceType.security)
     assert rules.lead_kinds[0] == AgencyKind.security_service
     assert not rules.client_and_family and not rules.consent_required
-    assert "family_only" not in rules.phases
-    for stage in (Stage.pre_trial, Stage.custody, Stage.pre_release):
+    assert rules.consent_scopes == [] and rules.client_phases() == []
+    assert rules.phases == [Phase.information, Phase.decision]
+    for stage in (Stage.custody, Stage.pre_release):
         selection = propose("austria-neustart", stage, ConferenceType.security, needs=[])
         assert selection.lead.agency_code == "dsn"
-        assert {p.agency_code: p.role for p in selection.proposals} == {
+        assert roles(selection) == {
             "dsn": Role.lead,
             "jva-wien": Role.core,
             "neustart-wien": Role.core,  # the CSO takes part as the probation service
         }
         assert selection.warnings == []
+        assert all(p.phases is None for p in selection.proposals)
 
 
-def test_neustart_social_network_conference_is_led_by_neustart() -> None:
+def test_neustart_security_conference_before_trial_and_after_release() -> None:
+    pre_trial = propose("austria-neustart", Stage.pre_trial, ConferenceType.security, needs=[])
+    assert roles(pre_trial) == {
+        "dsn": Role.lead,
+        "neustart-wien": Role.core,
+        "sta-wien": Role.core,  # the prosecution and the court before trial ...
+        "lg-wien": Role.core,
+    }  # ... and no prison
+    assert pre_trial.warnings == []
+    post = propose("austria-neustart", Stage.post_release, ConferenceType.security, needs=[])
+    # The security service is left out after release: the police lead.
+    assert roles(post) == {"lpd-wien": Role.lead, "jva-wien": Role.core, "neustart-wien": Role.core}
+
+
+def test_neustart_social_network_conference_is_led_by_neustart_with_welfare_services() -> None:
     rules = profile("austria-neustart").rules_for(ConferenceType.social_network)
     assert rules.lead_kinds == [AgencyKind.cso]
     assert rules.coordinator_kinds == [AgencyKind.cso]
     assert rules.client_and_family and rules.consent_required
-    assert [str(p) for p in rules.phases] == ["information", "family_only", "decision"]
+    assert rules.consent_scopes == [
+        ConsentScope.social_network_conference,
+        ConsentScope.family_involvement,
+    ]
+    assert rules.phases == [Phase.information, Phase.family_only, Phase.decision]
+    # The family-only phase is the client's and family's alone; professionals attend the rest.
+    assert rules.client_phases() == rules.phases
+    assert profile("austria-neustart").phases_for(
+        ConferenceType.social_network, ["social_services"]
+    ) == [Phase.information, Phase.decision]
     for stage in OPEN_STAGES:
         selection = propose("austria-neustart", stage, ConferenceType.social_network, needs=[])
         assert selection.lead.agency_code == "neustart-wien"
         assert "also coordinates (cso)" in selection.lead.rule
         assert selection.warnings == []
-    custody = propose("austria-neustart", Stage.custody, ConferenceType.social_network, needs=[])
-    assert {p.agency_code: p.role for p in custody.proposals} == {
-        "neustart-wien": Role.lead,  # cso and probation
-        "sta-wien": Role.core,  # the public prosecutor's office
+    expected = {
+        Stage.pre_trial: {"sta-wien", "lg-wien", "sozialzentrum-wien"},
+        Stage.custody: {"sta-wien", "sozialzentrum-wien"},
+        Stage.pre_release: {"sta-wien", "sozialzentrum-wien"},
+        # After release the prosecutor's office is left out by default.
+        Stage.post_release: {"sozialzentrum-wien"},
     }
+    for stage, core in expected.items():
+        selection = propose("austria-neustart", stage, ConferenceType.social_network, needs=[])
+        assert roles(selection) == {
+            "neustart-wien": Role.lead,  # cso and probation
+            **dict.fromkeys(core, Role.core),
+        }, stage
+
+
+def test_generic_before_trial_the_court_attends_the_decision_only() -> None:
+    selection = propose("generic", Stage.pre_trial, ConferenceType.security, needs=[])
+    assert roles(selection) == {
+        "dsn": Role.lead,
+        "neustart-wien": Role.core,
+        "sta-wien": Role.core,
+        "lg-wien": Role.core,
+    }  # no prison before trial
+    court = next(p for p in selection.proposals if p.agency_code == "lg-wien")
+    assert court.phases == (Phase.decision,)
+    assert court.rule == (
+        "core group of security conferences in profile generic at pre_trial (court); "
+        "attends decision only"
+    )
+    assert all(p.phases is None for p in selection.proposals if p.agency_code != "lg-wien")
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("conference_type", list(ConferenceType))
+def test_after_release_no_security_or_criminal_justice_actor_is_proposed(
+    name: str, conference_type: ConferenceType
+) -> None:
+    selection = propose(name, Stage.post_release, conference_type)
+    for proposal in selection.proposals:
+        assert not KINDS[proposal.agency_code] & {"security_service", "prosecution", "court"}
 
 
 @pytest.mark.parametrize("stage", OPEN_STAGES)
