@@ -45,12 +45,15 @@ def refusal_fields(caught: pytest.ExceptionInfo[Refusal]) -> set[str]:
 
 
 def test_references_are_issued_in_sequence_per_year(session: Session) -> None:
-    first = refer(session, "F-1")
-    second = refer(session, "F-2")
-    next_year = refer(session, "F-3", now=NOW.replace(year=2032))
-    assert first.reference == "CASE-2031-0001"
-    assert second.reference == "CASE-2031-0002"
-    assert next_year.reference == "CASE-2032-0001"
+    # A prefix of its own: the whole-case walks issue CASE- references in the year they run in,
+    # which may be this one.
+    seq = {"reference_prefix": "SEQ"}
+    first = refer(session, "F-1", **seq)
+    second = refer(session, "F-2", **seq)
+    next_year = refer(session, "F-3", now=NOW.replace(year=2032), **seq)
+    assert first.reference == "SEQ-2031-0001"
+    assert second.reference == "SEQ-2031-0002"
+    assert next_year.reference == "SEQ-2032-0001"
 
 
 def test_referral_stores_needs_sorted_and_starts_in_preparation(session: Session) -> None:

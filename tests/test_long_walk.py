@@ -3,12 +3,16 @@
 Custody -> pre-release (a release date schedules the pre-release conference) -> release (the
 profile's follow-up replaces the scheduled review) -> three post-release reviews -> recall.
 Time is never waited for: the rules get their "now" through the dates the coordinator types
-(a release recorded as having happened 13 weeks ago makes the follow-up due tomorrow), so each
-next conference's run is scheduled a moment ahead. Profile: austria-neustart, security type.
+(a release recorded as having happened 13 weeks less two days ago makes the follow-up due in two
+days), so each next conference's run is scheduled a moment ahead. Every date is counted from the
+day the walk began in Vienna, read once: a walk that runs past midnight keeps its dates, and the
+next conferences are two days ahead, so they stay after "today" even then. Profile:
+austria-neustart, security type.
 """
 
 from datetime import date, datetime, timedelta
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import pytest
 from prefect.client.schemas.objects import StateType
@@ -35,8 +39,17 @@ REP = "neustart-wien-1"
 FOLLOW_UP_WEEKS = 13  # austria-neustart: a follow-up conference about 3 months after release
 
 
+# The day the walk began in Vienna, where its conferences meet; set once at its start.
+BEGAN = {"today": datetime.now(ZoneInfo("Europe/Vienna")).date()}
+
+
+@pytest.fixture(autouse=True)
+def _walk_began() -> None:
+    BEGAN["today"] = datetime.now(ZoneInfo("Europe/Vienna")).date()
+
+
 def day(days: int = 0, weeks: int = 0) -> date:
-    return date.today() + timedelta(days=days, weeks=weeks)
+    return BEGAN["today"] + timedelta(days=days, weeks=weeks)
 
 
 def db(database: str) -> Session:
@@ -272,7 +285,7 @@ def test_one_case_from_custody_through_release_and_three_reviews_to_recall(
     )
 
     # --- pre_release -> post_release: released (recorded 13 weeks on: the follow-up is due) ---
-    released_on = day(1, weeks=-FOLLOW_UP_WEEKS)
+    released_on = day(2, weeks=-FOLLOW_UP_WEEKS)
     coordinator_action(
         "case-stage/move",
         "change",
@@ -283,7 +296,7 @@ def test_one_case_from_custody_through_release_and_three_reviews_to_recall(
     )
     superseded, follow_up = story.reviews(3)
     assert superseded.status == ReviewStatus.superseded
-    assert follow_up.due_at.date() == day(1)
+    assert follow_up.due_at.date() == day(2)
     assert story.case().released_on == released_on
 
     # --- cycles 3 to 5: three post-release reviews, without the security service ------------
@@ -298,7 +311,7 @@ def test_one_case_from_custody_through_release_and_three_reviews_to_recall(
         actions=[
             {"owner_agency": "neustart-wien", "description": "Mentoring", "due_on": str(day(14))}
         ],
-        next_on=day(1),
+        next_on=day(2),
     )
     assert {c: str(p.role) for c, p in post_release.items()} == {
         "lpd-wien": "lead",
@@ -313,7 +326,7 @@ def test_one_case_from_custody_through_release_and_three_reviews_to_recall(
         cycle=4,
         updates=[{"action": 1, "status": "not_done", "not_done_reason": "client_declined"}],
         actions=[{"owner_agency": "lpd-wien", "description": "Check-in", "due_on": str(day(10))}],
-        next_on=day(1),
+        next_on=day(2),
     )
     fifth = review_cycle(
         Walk(story.scheduled_run(5)),
@@ -321,7 +334,7 @@ def test_one_case_from_custody_through_release_and_three_reviews_to_recall(
         cycle=5,
         updates=[{"action": 1, "status": "carried_over", "new_due_on": str(day(5))}],
         actions=[],
-        next_on=day(1),
+        next_on=day(2),
     )
     assert "dsn" not in fifth
     assert sorted(str(a.status) for a in story.actions()) == [
