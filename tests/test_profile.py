@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.profile import (
+    CoreSlot,
     Profile,
     ProfileError,
     export_profile_schema,
@@ -107,11 +108,24 @@ def test_generic_profile_loads_with_the_papers_recommendations() -> None:
     assert social.consent_required and social.client_and_family
     assert social.lead_kinds == [AgencyKind.cso, AgencyKind.probation]
     assert social.coordinator_kinds == [AgencyKind.cso]
-    assert profile.core_kinds[ConferenceType.security] == [AgencyKind.prison, AgencyKind.probation]
-    assert profile.core_kinds[ConferenceType.social_network] == [
+    assert profile.core_kinds[ConferenceType.security] == [
+        CoreSlot(kind=AgencyKind.prison),
+        CoreSlot(kind=AgencyKind.probation),
+    ]
+    assert [s.kind for s in profile.core_kinds[ConferenceType.social_network]] == [
         AgencyKind.probation,
         AgencyKind.cso,
     ]
+    # Before trial: the prosecution and the court, not the prison.
+    assert [s.kind for s in profile.core_for(ConferenceType.security, Stage.pre_trial)] == [
+        AgencyKind.probation,
+        AgencyKind.prosecution,
+        AgencyKind.court,
+    ]
+    assert (
+        profile.core_for(ConferenceType.security, Stage.custody)
+        == (profile.core_kinds[ConferenceType.security])
+    )
     assert set(profile.need_kinds) == set(Need)
     assert profile.need_kinds[Need.housing] == [AgencyKind.housing, AgencyKind.municipality]
     assert profile.need_kinds[Need.migration] == [AgencyKind.migrant_charity]
@@ -209,6 +223,7 @@ def test_load_profile_uses_the_given_folder(tmp_path: Path) -> None:
             lambda d: (
                 d["conference_types"].pop("security"),
                 d["core_kinds"].pop("security"),
+                d["core_kinds_by_stage"]["pre_trial"].pop("security"),
             ),
             "clearance.security: not one of this profile's conference_types",
         ),
@@ -473,3 +488,172 @@ def test_client_and_family_phases_that_make_no_sense_are_refused(
     data = generic_data()
     data["conference_types"][conference_type]["client_and_family_phases"] = phases
     assert refusal(data) == f"broken.yaml: {reason}"
+
+
+# --- core seats with a directory scope, core groups per stage, phases per kind ---------------
+
+
+def test_a_core_seat_may_name_a_directory_scope_beside_plain_kinds() -> None:
+    data = generic_data()
+    data["core_kinds"]["security"] = [
+        {"kind": "police", "scope": "local"},
+        {"kind": "police", "scope": "regional"},
+        "probation",
+    ]
+    profile = parse_profile(data, "scoped.yaml")
+    seats = profile.core_for(ConferenceType.security, Stage.custody)
+    assert [(s.kind, s.scope) for s in seats] == [
+        (AgencyKind.police, "local"),
+        (AgencyKind.police, "regional"),
+        (AgencyKind.probation, None),
+    ]
+    assert [s.label for s in seats] == [
+        "police, scope local",
+        "police, scope regional",
+        "probation",
+    ]
+    assert seats[0].fits({"police"}, "local") and not seats[0].fits({"police"}, "regional")
+    assert not seats[0].fits({"police"}, None) and seats[2].fits({"cso", "probation"}, "x")
+    # The dump validates again to the same profile (the form code uses).
+    assert Profile.model_validate(profile.model_dump(mode="json")) == profile
+
+
+@pytest.mark.parametrize(
+    ("entries", "reason"),
+    [
+        (
+            [{"kind": "police", "scope": "local"}, {"kind": "police", "scope": "local"}],
+            "core_kinds.security[1]: 'police, scope local' is listed twice",
+        ),
+        (
+            ["police", {"kind": "police", "scope": "local"}],
+            "core_kinds.security[0]: police is listed with and without a scope; give each police "
+            "seat a scope, or list the kind once without one",
+        ),
+        ([{"kind": "police", "scope": "Local"}], "core_kinds.security[0].scope: String should"),
+        ([{"kind": "police", "area": "x"}], "core_kinds.security[0].area: Extra inputs"),
+        ([{"kind": "astrologer"}], "core_kinds.security[0].kind: Input should be 'prison'"),
+        (["astrologer"], "core_kinds.security[0]: Input should be 'prison'"),
+        ([7], "core_kinds.security[0]: Input should be a valid dictionary"),
+    ],
+)
+def test_core_seats_that_make_no_sense_are_refused_naming_the_entry(
+    entries: list[Any], reason: str
+) -> None:
+    data = generic_data()
+    data["core_kinds"]["security"] = entries
+    assert f"broken.yaml: {reason}" in refusal(data)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            lambda d: d["core_kinds_by_stage"].update(closed={"security": ["prison"]}),
+            "core_kinds_by_stage.closed: a closed case holds no conference",
+        ),
+        (
+            lambda d: d["core_kinds_by_stage"].update(
+                post_release={"security": ["probation", "prosecution"]}
+            ),
+            "core_kinds_by_stage.post_release.security[1]: prosecution is excluded at "
+            "post_release by stage_rules[0]",
+        ),
+        (
+            lambda d: d["core_kinds_by_stage"].update(custody={"review": ["prison"]}),
+            "core_kinds_by_stage.custody.review: not a valid key: Input should be",
+        ),
+        (
+            lambda d: d["core_kinds_by_stage"]["pre_trial"].update(security=["court", "court"]),
+            "core_kinds_by_stage.pre_trial.security[1]: 'court' is listed twice",
+        ),
+        (
+            lambda d: (
+                d["conference_types"].pop("security"),
+                d["core_kinds"].pop("security"),
+                d["clearance"].pop("security"),
+            ),
+            "core_kinds_by_stage.pre_trial.security: not one of this profile's conference_types",
+        ),
+    ],
+)
+def test_core_groups_per_stage_that_make_no_sense_are_refused(change: Any, reason: str) -> None:
+    data = generic_data()
+    change(data)
+    assert f"broken.yaml: {reason}" in refusal(data)
+
+
+def test_a_stage_without_its_own_core_group_keeps_core_kinds_per_type() -> None:
+    data = generic_data()
+    data["core_kinds_by_stage"] = {"custody": {"social_network": ["mentor"]}}
+    profile = parse_profile(data, "stage.yaml")
+    assert [s.kind for s in profile.core_for(ConferenceType.social_network, Stage.custody)] == [
+        AgencyKind.mentor
+    ]
+    assert profile.core_path(ConferenceType.social_network, Stage.custody) == (
+        "core_kinds_by_stage.custody.social_network"
+    )
+    assert (
+        profile.core_for(ConferenceType.security, Stage.custody)
+        == (profile.core_kinds[ConferenceType.security])
+    )
+    assert profile.core_path(ConferenceType.security, Stage.custody) == "core_kinds.security"
+
+
+def test_phases_per_kind_and_type_union_of_kinds_never_family_only() -> None:
+    data = generic_data()
+    data["conference_types"]["social_network"]["phases_by_kind"] = {
+        "mentor": ["information"],
+        "school": ["information"],
+        "prosecution": ["decision"],
+    }
+    profile = parse_profile(data, "phases.yaml")
+    social = ConferenceType.social_network
+    assert profile.phases_for(social, ["mentor"]) == [Phase.information]
+    assert profile.phases_for(social, ["mentor", "school"]) == [Phase.information]
+    # Several kinds: the phases of each, in the type's order.
+    assert profile.phases_for(social, ["prosecution", "mentor"]) == [
+        Phase.information,
+        Phase.decision,
+    ]
+    # A kind not listed attends every phase but family_only, which is the client's and family's.
+    assert profile.phases_for(social, ["cso"]) == [Phase.information, Phase.decision]
+    assert profile.phases_for(social, ["mentor", "cso"]) == [Phase.information, Phase.decision]
+    # The shipped generic profile: the court attends the decision only, in both types.
+    generic = load_profile("generic", PROFILES)
+    for ctype in ConferenceType:
+        assert generic.phases_for(ctype, ["court"]) == [Phase.decision]
+        assert generic.phases_for(ctype, ["court", "probation"]) == [
+            Phase.information,
+            Phase.decision,
+        ]
+
+
+@pytest.mark.parametrize(
+    ("conference_type", "phases", "reason"),
+    [
+        (
+            "social_network",
+            ["family_only"],
+            "phases_by_kind.mentor[0]: family_only is the client's and family's alone; no "
+            "professional attends",
+        ),
+        (
+            "security",
+            ["information", "preparation"],
+            "phases_by_kind.mentor[1]: 'preparation' is not one of this type's phases",
+        ),
+        ("security", ["decision", "decision"], "phases_by_kind.mentor[1]: 'decision' is listed"),
+        (
+            "security",
+            [],
+            "phases_by_kind.mentor: name at least one phase, or leave the kind out for all",
+        ),
+    ],
+)
+def test_phases_per_kind_that_make_no_sense_are_refused(
+    conference_type: str, phases: list[str], reason: str
+) -> None:
+    data = generic_data()
+    data["conference_types"][conference_type]["phases_by_kind"] = {"mentor": phases}
+    assert f"broken.yaml: conference_types.{conference_type}.{reason}" in refusal(data)
