@@ -1,0 +1,114 @@
+"""A real browser (Debian's Chromium driven by Playwright) and the managers' gateway, for tests.
+
+Use the fixtures from a test module with `from tests.browser import browser, gateway, page`
+(pytest finds fixtures imported into a module). Where Chromium is missing the browser tests are
+skipped with the reason, and a loud line on stderr says so: they never pass silently.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.prefect_harness import ROOT, free_port
+
+if TYPE_CHECKING:
+    from tests.prefect_harness import PrefectServer
+
+CHROMIUM = os.environ.get("CASECONF_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu"]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+def chromium_missing() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        return f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright for Python is not installed (pip install -e '.[dev]')"
+    return None
+
+
+class Gateway:
+    """`python -m deployments.gateway` in front of a Prefect server, as `make run` starts it."""
+
+    def __init__(self, upstream: str, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.upstream = upstream
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        out = open(self.log, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "deployments.gateway"),
+                *("--upstream", self.upstream, "--port", str(self.port)),
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/health", timeout=2):
+                    return
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"the gateway exited; see {self.log}") from None
+                time.sleep(0.2)
+        raise RuntimeError("the gateway did not answer within 30 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def gateway(prefect_server: "PrefectServer", tmp_root: Path) -> Iterator[Gateway]:
+    """The managers' gateway in front of the session's real Prefect server."""
+    running = Gateway(prefect_server.api_url.removesuffix("/api"), tmp_root / "gateway.log")
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Chromium; skipped loudly where it cannot run."""
+    missing = chromium_missing()
+    if missing:
+        sys.stderr.write(f"\n!!! BROWSER TESTS SKIPPED: {missing} !!!\n")
+        pytest.skip(f"browser tests need Chromium: {missing}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page (its own context) at a desktop size."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
