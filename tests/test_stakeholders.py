@@ -21,6 +21,7 @@ from models.stakeholders import (
     Selection,
     apply_changes,
     coordinator_code,
+    core_cap_warning,
     propose_participants,
 )
 from models.tables import Agency, AuditEvent, Case, Participant, Representative
@@ -30,6 +31,7 @@ from models.vocabulary import (
     ConferenceKind,
     ConferenceType,
     Need,
+    Phase,
     Role,
     Stage,
 )
@@ -37,7 +39,7 @@ from tests.test_conference_rules import NOW
 
 GENERIC = load_profile("generic", PROJECT_ROOT / "config" / "profiles")
 DEMO = [
-    AgencyView(a.code, frozenset(str(k) for k in a.kinds))
+    AgencyView.of_entry(a)
     for a in load_directory(PROJECT_ROOT / "config" / "directory.demo.yaml").agencies
 ]
 
@@ -208,6 +210,10 @@ def test_inactive_agencies_are_not_proposed() -> None:
 def test_agency_view_of_a_row() -> None:
     row = Agency(code="x", name="X", kinds=["cso", "probation"], active=False)
     assert AgencyView.of(row) == AgencyView("x", frozenset({"cso", "probation"}), False)
+    scoped = Agency(code="gu", name="GU", kinds=["police"], area="Barcelona", scope="local")
+    assert AgencyView.of(scoped) == AgencyView(
+        "gu", frozenset({"police"}), area="Barcelona", scope="local"
+    )
 
 
 def test_coordinator_adds_and_removes_with_a_reason() -> None:
@@ -994,3 +1000,155 @@ def test_only_an_active_representative_of_the_agency_is_proposed_again(session: 
         {"agency": "neustart-wien", "representative": None},  # not of this agency
         {"agency": "ams-wien", "representative": None},  # nobody named before
     ]
+
+
+# --- several agencies of one kind, the whole core counted, phases per kind ------------------
+
+SECOND_POLICE = AgencyView("pi-favoriten", frozenset({"police"}), area="Wien", scope="local")
+
+
+def police_profile(core: list[Any], cap: int = 3) -> Profile:
+    data = GENERIC.model_dump(mode="json")
+    data["core_kinds"]["security"] = core
+    data["core_cap"] = cap
+    return Profile.model_validate(data)
+
+
+def test_scoped_seats_take_one_agency_each_and_a_plain_seat_takes_the_first() -> None:
+    agencies = [*DEMO, SECOND_POLICE]
+    plain = propose(
+        conference_type=ConferenceType.security,
+        profile=police_profile(["police", "probation"]),
+        agencies=agencies,
+    )
+    assert roles(plain) == {"dsn": Role.lead, "lpd-wien": Role.core, "neustart-wien": Role.core}
+    scoped = propose(
+        conference_type=ConferenceType.security,
+        profile=police_profile(
+            [{"kind": "police", "scope": "local"}, {"kind": "police", "scope": "regional"}], cap=4
+        ),
+        agencies=[SECOND_POLICE, *DEMO],
+    )
+    assert [(p.agency_code, p.rule) for p in scoped.proposals if p.role == Role.core] == [
+        (
+            "pi-favoriten",
+            "core group of security conferences in profile generic (police, scope local)",
+        ),
+        (
+            "lpd-wien",
+            "core group of security conferences in profile generic (police, scope regional)",
+        ),
+    ]
+    assert scoped.warnings == []
+
+
+def test_a_second_force_the_coordinator_adds_joins_the_core_and_the_cap_counts_it() -> None:
+    profile = police_profile(["police", "probation"])
+    agencies = [*DEMO, SECOND_POLICE]
+    selection = propose(conference_type=ConferenceType.security, profile=profile, agencies=agencies)
+    assert selection.warnings == []  # dsn, lpd-wien, neustart-wien: three, the cap
+    confirmed = apply_changes(
+        selection.proposals,
+        add=["pi-favoriten", "derad-mentoring"],
+        remove=[],
+        reason="the local force follows the case too",
+        profile=profile,
+        agencies=agencies,
+        stage=Stage.custody,
+        conference_type=ConferenceType.security,
+    )
+    added = {p.agency_code: p for p in confirmed if p.override_reason}
+    assert added["pi-favoriten"].role == Role.core
+    assert added["pi-favoriten"].rule == (
+        "added by the coordinator to the core group (police): the local force follows the case too"
+    )
+    assert added["derad-mentoring"].role == Role.case_dependent  # not a core kind: not counted
+    assert core_cap_warning(confirmed, profile) == (
+        "core group has 4 agencies, more than core_cap 3 of profile generic"
+    )
+    assert core_cap_warning(selection.proposals, profile) is None
+    # Without the conference type an addition cannot be placed in the core (older callers).
+    unplaced = apply_changes(
+        selection.proposals,
+        add=["pi-favoriten"],
+        remove=[],
+        reason="x",
+        profile=profile,
+        agencies=agencies,
+        stage=Stage.custody,
+    )
+    assert roles(unplaced)["pi-favoriten"] == Role.case_dependent
+
+
+def test_leads_and_coordinator_attend_every_phase_others_their_kinds_phases() -> None:
+    data = GENERIC.model_dump(mode="json")
+    data["conference_types"]["social_network"]["phases_by_kind"] = {
+        "cso": ["decision"],
+        "probation": ["decision"],
+        "mental_health": ["information"],
+        "housing": ["information"],
+    }
+    data["core_kinds"]["social_network"] = ["probation", "cso", "municipality"]
+    profile = Profile.model_validate(data)
+    selection = propose(profile=profile, needs=[Need.mental_health])
+    by_code = {p.agency_code: p for p in selection.proposals}
+    # Neustart (cso, probation) leads and coordinates: every phase, whatever its kinds say.
+    assert by_code["neustart-wien"].role == Role.lead and by_code["neustart-wien"].phases is None
+    assert by_code["magistrat-wien"].phases is None  # municipality: not listed, every phase
+    assert by_code["psd-wien"].phases == (Phase.information,)
+    assert by_code["psd-wien"].rule == (
+        "need mental_health in profile generic (mental_health); attends information only"
+    )
+    confirmed = apply_changes(
+        selection.proposals,
+        add=["fsw-wohnen", "lg-wien"],
+        remove=[],
+        reason="housing first",
+        profile=profile,
+        agencies=DEMO,
+        stage=Stage.custody,
+        conference_type=ConferenceType.social_network,
+    )
+    added = {p.agency_code: p for p in confirmed}
+    assert added["fsw-wohnen"].phases == (Phase.information,)
+    assert added["fsw-wohnen"].rule == (
+        "added by the coordinator (attends information only): housing first"
+    )
+    assert added["lg-wien"].phases is None  # the court is listed for security conferences only
+    assert Phase.family_only not in {ph for p in confirmed for ph in p.phases or ()}
+
+
+@pytest.mark.database
+def test_record_participants_stores_each_agencys_phases(session: Session) -> None:
+    from models.conference import open_conference
+    from models.participants import record_participants
+    from tests.test_conference_rules import new_case
+
+    conference = open_conference(
+        session,
+        case=new_case(session),
+        kind=ConferenceKind.first,
+        conference_type=ConferenceType.security,
+        starts_at=NOW + timedelta(days=14),
+        time_zone="Europe/Vienna",
+        location="Room 1",
+        now=NOW,
+    )
+    record_participants(
+        session,
+        conference=conference,
+        proposals=[
+            Proposal("dsn", Role.lead, "test: lead"),
+            Proposal("lg-wien", Role.core, "test: court", phases=(Phase.decision,)),
+        ],
+        client_and_family=False,
+        family_involved=False,
+        intermediary_code=None,
+    )
+    codes = {a.id: a.code for a in session.exec(select(Agency))}
+    stored = {
+        codes[p.agency_id]: p.phases
+        for p in session.exec(select(Participant).where(Participant.conference_id == conference.id))
+        if p.agency_id is not None
+    }
+    assert stored == {"dsn": None, "lg-wien": ["decision"]}
