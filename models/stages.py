@@ -1,4 +1,5 @@
-"""Moves along the prison-exit continuum (DOMAIN.md "Stages"), transfers, and the next conference date.
+"""Moves along the prison-exit continuum (docs/domain.md, "Stages"), transfers, and the next
+conference date.
 
 `move_stage` and `transfer_case` check a change, apply it to the case and append it to the stage
 history (`StageChange`, append-only). They say nothing of reviews: the caller asks
@@ -24,7 +25,7 @@ from models.vocabulary import (
     TransferReason,
 )
 
-#: The usual moves (DOMAIN.md) and the reasons each may be recorded with. Closure, from any stage,
+#: The moves docs/domain.md lists and the reasons each may be recorded with. Closure, from any stage,
 #: is `case-close`; a transfer keeps the stage.
 MOVES: dict[tuple[Stage, Stage], tuple[StageMoveReason, ...]] = {
     (Stage.pre_trial, Stage.custody): (
@@ -95,7 +96,7 @@ def move_stage(
 ) -> Moved:
     """Move a case to another stage, or record a new release date while it is at pre_release.
 
-    Refused (nothing written) for a closed case, a move DOMAIN.md does not allow, a reason that
+    Refused (nothing written) for a closed case, a move docs/domain.md does not list, a reason that
     does not fit the move, a date in the future or too far back, a move to pre_release without
     a future release date, or a release date given where none belongs.
     """
