@@ -222,9 +222,7 @@ class PlanItem(SQLModel, table=True):
     outcome: PlanOutcome | None = Field(default=None, sa_type=String(16))
     amendment: str | None = Field(default=None, max_length=1000)
     reason: str | None = Field(default=None, max_length=1000)
-    classification: Classification = Field(
-        default=Classification.professional, sa_type=String(16)
-    )
+    classification: Classification = Field(default=Classification.professional, sa_type=String(16))
 
 
 class ActionItem(SQLModel, table=True):
@@ -237,9 +235,7 @@ class ActionItem(SQLModel, table=True):
     # intermediary agency that reaches them.
     owner_agency_id: int = Field(foreign_key="agency.id")
     owner_role: Role | None = Field(default=None, sa_type=String(16))
-    classification: Classification = Field(
-        default=Classification.professional, sa_type=String(16)
-    )
+    classification: Classification = Field(default=Classification.professional, sa_type=String(16))
     description: str = Field(max_length=1000)
     due_on: date
     status: ActionStatus = Field(default=ActionStatus.open, sa_type=String(16))
