@@ -300,6 +300,7 @@ def build(
     return case, conference, agencies
 
 
+@pytest.mark.database
 @settings(
     max_examples=60,
     deadline=None,
@@ -366,6 +367,7 @@ def test_no_information_item_reaches_a_participant_without_the_clearance_for_it(
         nested.rollback()
 
 
+@pytest.mark.database
 def test_a_cleared_security_recipient_gets_restricted_pointers_and_others_do_not(
     session: Session, profiles_dir: Path
 ) -> None:
@@ -528,6 +530,7 @@ def test_no_step_of_a_consent_needing_type_runs_without_consent_in_force(
         assert missing == []
 
 
+@pytest.mark.database
 @settings(
     max_examples=40,
     deadline=None,
