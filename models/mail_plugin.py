@@ -13,11 +13,14 @@ Apprise looks a URL's schema up in its process-wide plugin registry when a
 configuration is parsed, so register before building any ``AppriseConfig``.
 """
 
+import hashlib
 import logging
 import re
 import smtplib
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from typing import Any
@@ -59,6 +62,33 @@ def _is_calendar(name: str, mimetype: str) -> bool:
     return name == IMIP_NAME
 
 
+#: The outbox key of the message being sent in this context. Apprise hands a plugin only body,
+#: title and attachments; it copies the caller's context into its worker threads, so the
+#: outbox sets the key around the send and the plugin reads it here.
+_OUTBOX_KEY: ContextVar[str | None] = ContextVar("caseconf_outbox_key", default=None)
+
+
+@contextmanager
+def sending(outbox_key: str) -> Iterator[None]:
+    """Send within this block as the outbox row `outbox_key` (its stable Message-ID)."""
+    token = _OUTBOX_KEY.set(outbox_key)
+    try:
+        yield
+    finally:
+        _OUTBOX_KEY.reset(token)
+
+
+def message_id_for(outbox_key: str, *, sender: str) -> str:
+    """The Message-ID of an outbox row, the same on every send (RFC 5322 section 3.6.4).
+
+    Delivery is at least once: a crash between the SMTP server's acceptance and the outbox
+    update sends the row again, and the recipient's mail system recognises the copy by it.
+    A hash, so the key's parts (reference, event, recipient) stay out of the header.
+    """
+    digest = hashlib.sha256(outbox_key.encode()).hexdigest()[:32]
+    return f"<{digest}.caseconf@{sender.rpartition('@')[2] or 'caseconf.invalid'}>"
+
+
 def build_message(
     *,
     sender: str,
@@ -67,8 +97,10 @@ def build_message(
     body: str,
     attachments: Iterable[tuple[str, str, bytes]] = (),
     from_name: str | None = None,
+    message_id: str | None = None,
 ) -> EmailMessage:
-    """Build the message: iMIP when a calendar is among (name, mimetype, data) attachments."""
+    """Build the message: iMIP when a calendar is among (name, mimetype, data) attachments.
+    Without `message_id` the message gets a fresh one."""
     calendar: bytes | None = None
     others: list[tuple[str, str, bytes]] = []
     for name, mimetype, data in attachments:
@@ -82,7 +114,9 @@ def build_message(
     msg["From"] = formataddr((from_name, sender)) if from_name else sender
     msg["To"] = ", ".join(recipients)
     msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "caseconf.invalid")
+    msg["Message-ID"] = message_id or make_msgid(
+        domain=sender.rpartition("@")[2] or "caseconf.invalid"
+    )
     msg.set_content(body, charset="utf-8", cte="quoted-printable")
 
     if calendar is not None:
@@ -176,6 +210,7 @@ def _send(
             raise MailError("the URL needs from=<sender address>")
         if not recipients or not all(_ADDRESS_RE.match(a) for a in recipients):
             raise MailError("the URL needs to=<address>[,<address>...]")
+        outbox_key = _OUTBOX_KEY.get()
         message = build_message(
             sender=sender,
             recipients=recipients,
@@ -183,6 +218,7 @@ def _send(
             body=body or "",
             attachments=_read_attachments(kwargs.get("attach")),
             from_name=qsd.get("name") or None,
+            message_id=message_id_for(outbox_key, sender=sender) if outbox_key else None,
         )
         send_mail(meta, message, recipients)
     except MailError as exc:

@@ -8,6 +8,7 @@ from sqlmodel import Session, col, select
 from models.channels import DeliveryError, Transport
 from models.database import session_scope
 from models.delivery import compose
+from models.mail_plugin import sending
 from models.tables import Agency, Case, Notification
 from models.vocabulary import NotificationStatus
 
@@ -47,8 +48,10 @@ def send_one(
         outgoing = compose(
             session, notification=row, mail_from=mail_from, duration=duration, now=now
         )
+        key = row.key
     try:
-        transport.send(outgoing)
+        with sending(key):  # the same Message-ID however often the row is sent
+            transport.send(outgoing)
     except DeliveryError as error:
         with session_scope() as session:
             row = session.get(Notification, notification_id)
