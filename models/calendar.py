@@ -1,10 +1,11 @@
 """Calendar invitations (RFC 5545 / iTIP) for a conference, made with the icalendar library."""
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from icalendar import Calendar, Event, vCalAddress
+if TYPE_CHECKING:
+    from icalendar import vCalAddress
 
 PRODID = "-//caseconf//caseconf//EN"
 
@@ -24,8 +25,10 @@ def _aware(value: datetime, name: str) -> datetime:
     return value
 
 
-def _address(email: str) -> vCalAddress:
+def _address(email: str) -> "vCalAddress":
     """A mailto: calendar address for `email` (a mailto: prefix is accepted as given)."""
+    from icalendar import vCalAddress
+
     email = email.strip()
     if email.lower().startswith("mailto:"):
         email = email[len("mailto:") :]
@@ -55,6 +58,8 @@ def conference_calendar(
     10:00 in Vienna is 10:00 Europe/Vienna for every recipient. Carries only what is
     given: put no case content in `summary` or `location`.
     """
+    from icalendar import Calendar, Event  # only when an invitation is made
+
     if method not in ("REQUEST", "CANCEL", "PUBLISH"):
         raise ValueError(f"method must be REQUEST, CANCEL or PUBLISH, not {method!r}")
     if sequence < 0:

@@ -7,15 +7,18 @@ Each event's template only sees the variables listed in `_VARIABLES` (StrictUnde
 turns any other into an error), so a field cannot leak into a message by accident.
 """
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pendulum
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 from models.handover import Relation
 
@@ -187,13 +190,19 @@ class RenderedMessage:
     body: str
 
 
-_environment = Environment(
-    loader=FileSystemLoader(TEMPLATES),
-    undefined=StrictUndefined,
-    autoescape=False,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+@functools.cache
+def _environment() -> "Environment":
+    """The templates' Jinja2 environment, made on the first message (a run that sends none
+    never imports Jinja2)."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        undefined=StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def resolve_language(language: str) -> str:
@@ -255,7 +264,7 @@ def render(
         raise ValueError(f"kind must be email or chat, not {kind!r}")
     _check(event, context)
     chosen = resolve_language(language)
-    template = _environment.get_template(f"{chosen}/{event.value}.{kind}.j2")
+    template = _environment().get_template(f"{chosen}/{event.value}.{kind}.j2")
     text = template.render(_variables(event, chosen, context))
     if kind == "chat":
         return RenderedMessage(subject="", body=text.strip())
