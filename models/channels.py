@@ -10,17 +10,19 @@ import functools
 import logging
 import mimetypes
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import apprise
 import yaml
-from apprise.attachment.memory import AttachMemory
-from apprise.config.base import ConfigBase
 
 from models import mail_plugin
+
+if TYPE_CHECKING:
+    import apprise
 
 log = logging.getLogger("caseconf.channels")
 
@@ -105,9 +107,11 @@ class ChannelConfig:
         return _narrowed(self.entries, tag.lower())
 
     def apprise_config(
-        self, tag: str | None = None, asset: apprise.AppriseAsset | None = None
-    ) -> apprise.AppriseConfig:
+        self, tag: str | None = None, asset: "apprise.AppriseAsset | None" = None
+    ) -> "apprise.AppriseConfig":
         """A fresh AppriseConfig (one per caller or thread), narrowed to a tag's entries."""
+        import apprise
+
         config = apprise.AppriseConfig()
         content = self.content if tag is None else self.content_for(tag)
         config.add_config(content, asset=asset, format="yaml")
@@ -150,6 +154,10 @@ def _schema_of(entry: Any) -> str | None:
 
 def load_apprise_config(path: Path) -> ChannelConfig:
     """Read and validate an Apprise YAML config; every URL must load and carry a tag."""
+    import apprise
+    from apprise.config.base import ConfigBase
+
+    mail_plugin.register()  # the caseconfmail:// schema, before any URL is looked up
     path = Path(path)
     try:
         content = path.read_text(encoding="utf-8")
@@ -239,20 +247,71 @@ class Outgoing:
 class Transport:
     """Sends Outgoing messages through the URLs of a validated Apprise config.
 
-    Each send builds its own Apprise objects, so several threads may send at once.
+    One Apprise object per channel tag, built on the tag's first send and then shared: its
+    services are read-only during a send, so several threads may send at once. Within
+    :meth:`batch`, e-mail goes over one SMTP connection per server (and thread at a time)
+    instead of one per message.
     """
 
     def __init__(self, config_path: Path | str) -> None:
-        mail_plugin.register()
         self.channels = load_apprise_config(Path(config_path))
+        self._senders: dict[str, apprise.Apprise] = {}
+        self._lock = threading.Lock()
+        self._batches = 0
+        self._connections: mail_plugin.Connections | None = None
+
+    @classmethod
+    def shared(cls, config_path: Path | str) -> "Transport":
+        """This process's Transport for a config file (a new one once the file changes)."""
+        path = Path(config_path).resolve()
+        try:
+            stat = path.stat()
+        except OSError:
+            return cls(path)  # load_apprise_config names the file and the reason
+        return _shared(path, stat.st_mtime_ns, stat.st_size)
 
     @property
     def tags(self) -> frozenset[str]:
         """Every tag the config's URLs carry."""
         return self.channels.tags
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Sends within this block (from any thread) keep their SMTP connections open; they
+        are closed when the outermost batch ends."""
+        with self._lock:
+            self._batches += 1
+            if self._connections is None:
+                self._connections = mail_plugin.Connections()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._batches -= 1
+                ending = self._connections if self._batches == 0 else None
+                if ending is not None:
+                    self._connections = None
+            if ending is not None:
+                ending.close()
+
+    def _sender(self, tag: str) -> "apprise.Apprise":
+        with self._lock:
+            sender = self._senders.get(tag)
+            if sender is None:
+                import apprise
+
+                sender = apprise.Apprise()
+                # Only the entries carrying the tag are parsed; Apprise still does the matching.
+                sender.add(self.channels.apprise_config(tag))
+                len(sender)  # parse now, under the lock, not in concurrent sends
+                self._senders[tag] = sender
+            return sender
+
     def send(self, outgoing: Outgoing) -> None:
         """Send to exactly the URLs tagged ``outgoing.tag``; raise DeliveryError otherwise."""
+        import apprise
+        from apprise.attachment.memory import AttachMemory
+
         tag = outgoing.tag
         if not tag or not isinstance(tag, str):
             raise DeliveryError("the message has no channel tag")
@@ -269,17 +328,16 @@ class Transport:
             mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
             attachments.append(AttachMemory(content=bytes(data), name=name, mimetype=mimetype))
 
-        sender = apprise.Apprise()
-        # Only the entries carrying the tag are parsed; Apprise still does the matching.
-        sender.add(self.channels.apprise_config(tag))
-        result = sender.notify(
-            body=outgoing.body,
-            title=outgoing.subject,
-            body_format=apprise.NotifyFormat.TEXT,
-            tag=tag,
-            match_always=False,
-            attach=attachments or None,
-        )
+        sender = self._sender(tag)
+        with mail_plugin.reusing(self._connections):
+            result = sender.notify(
+                body=outgoing.body,
+                title=outgoing.subject,
+                body_format=apprise.NotifyFormat.TEXT,
+                tag=tag,
+                match_always=False,
+                attach=attachments or None,
+            )
         if result.status == apprise.AppriseResultStatus.SUCCESS:
             return
         if result.status == apprise.AppriseResultStatus.NOMATCH:
@@ -293,3 +351,8 @@ class Transport:
         reason = sanitise(f"{summary}: {'; '.join(said)}" if said else summary)
         log.warning("delivery failed: %s", reason)
         raise DeliveryError(reason)
+
+
+@functools.lru_cache(maxsize=8)
+def _shared(path: Path, mtime_ns: int, size: int) -> Transport:
+    return Transport(path)

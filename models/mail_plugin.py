@@ -8,9 +8,13 @@ URL form::
 Apprise 2.0.1 only accepts schemas matching ``[a-z0-9]{1,32}``, so the schema has no
 hyphen (``caseconf-mail`` is rejected by ``apprise.decorators.notify``).
 
-The schema exists once :func:`register` has run (importing this module runs it).
-Apprise looks a URL's schema up in its process-wide plugin registry when a
-configuration is parsed, so register before building any ``AppriseConfig``.
+The schema exists once :func:`register` has run (``models.channels`` runs it before it
+reads a config). Apprise looks a URL's schema up in its process-wide plugin registry when a
+configuration is parsed, so register before building any ``AppriseConfig``. Apprise itself is
+imported only then: a flow run that sends nothing never loads it.
+
+Within :func:`reusing` (a batch), one SMTP connection per server is kept open across sends
+and closed at the batch's end; a kept connection that fails is reopened once.
 """
 
 import hashlib
@@ -18,15 +22,13 @@ import logging
 import re
 import smtplib
 import ssl
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from typing import Any
-
-from apprise.decorators import notify
-from apprise.manager_plugins import NotificationManager
 
 SCHEMA = "caseconfmail"
 SERVICE_NAME = "caseconf e-mail with calendar parts"
@@ -158,6 +160,99 @@ def _connect(host: str, port: int, mode: str) -> smtplib.SMTP:
     return smtp
 
 
+#: host, port, mode, user, and a digest of the password (a login is part of the connection).
+_ServerKey = tuple[str, int, str, str | None, str]
+
+
+class Connections:
+    """SMTP connections kept open for one batch of sends, per server and login.
+
+    A connection serves one send at a time: a send takes an idle one or opens its own, and
+    gives it back when the server accepted the message. `close` ends them all (QUIT).
+    """
+
+    def __init__(self) -> None:
+        self._idle: dict[_ServerKey, list[smtplib.SMTP]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def take(self, key: _ServerKey) -> smtplib.SMTP | None:
+        with self._lock:
+            idle = self._idle.get(key)
+            return idle.pop() if idle else None
+
+    def give(self, key: _ServerKey, smtp: smtplib.SMTP) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.setdefault(key, []).append(smtp)
+                return
+        _quit(smtp)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for smtp in connections:
+                _quit(smtp)
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
+#: The open batch's connections in this context (Apprise copies the context into its threads).
+_CONNECTIONS: ContextVar[Connections | None] = ContextVar("caseconf_smtp", default=None)
+
+
+@contextmanager
+def reusing(connections: Connections | None) -> Iterator[None]:
+    """Send within this block over `connections` (None: one connection per message)."""
+    token = _CONNECTIONS.set(connections)
+    try:
+        yield
+    finally:
+        _CONNECTIONS.reset(token)
+
+
+#: What a kept connection the server has since dropped raises: it is reopened once.
+_STALE = (smtplib.SMTPServerDisconnected, ConnectionError)
+
+
+def _deliver(
+    meta: dict[str, Any], key: _ServerKey, message: EmailMessage, recipients: list[str]
+) -> dict[str, tuple[int, bytes]]:
+    host, port, mode, user, _ = key
+    pool = _CONNECTIONS.get()
+    if pool is not None and (kept := pool.take(key)) is not None:
+        try:
+            refused = kept.send_message(message, to_addrs=recipients)
+        except _STALE:
+            kept.close()  # dropped while idle: the message was not taken; open a new one
+        except BaseException:
+            kept.close()
+            raise
+        else:
+            pool.give(key, kept)
+            return refused
+    smtp = _connect(host, port, mode)
+    try:
+        if user:
+            smtp.login(user, meta.get("password") or "")
+        refused = smtp.send_message(message, to_addrs=recipients)
+    except BaseException:
+        smtp.close()
+        raise
+    if pool is not None:
+        pool.give(key, smtp)
+    else:
+        _quit(smtp)
+    return refused
+
+
 def send_mail(meta: dict[str, Any], message: EmailMessage, recipients: list[str]) -> None:
     """Deliver over SMTP as the URL's mode says; raise MailError without credentials."""
     qsd: dict[str, str] = meta.get("qsd") or {}
@@ -168,11 +263,9 @@ def send_mail(meta: dict[str, Any], message: EmailMessage, recipients: list[str]
     port = int(meta.get("port") or DEFAULT_PORTS[mode])
     where = f"{host}:{port} ({mode})"
     try:
-        with _connect(host, port, mode) as smtp:
-            user, password = meta.get("user"), meta.get("password")
-            if user:
-                smtp.login(user, password or "")
-            refused = smtp.send_message(message, to_addrs=recipients)
+        user, password = meta.get("user") or None, meta.get("password") or ""
+        login = hashlib.sha256(password.encode()).hexdigest() if user else ""
+        refused = _deliver(meta, (host, port, mode, user, login), message, recipients)
     except smtplib.SMTPAuthenticationError as exc:
         raise MailError(f"SMTP login at {where} was refused (code {exc.smtp_code})") from None
     except smtplib.SMTPRecipientsRefused as exc:
@@ -250,6 +343,9 @@ _bridge = _ToAppriseCapture(level=logging.WARNING)
 
 def register() -> None:
     """Register the `caseconfmail` schema with Apprise; safe to call any number of times."""
+    from apprise.decorators import notify
+    from apprise.manager_plugins import NotificationManager
+
     if _bridge not in log.handlers:
         log.addHandler(_bridge)
     if SCHEMA in NotificationManager():
@@ -270,6 +366,3 @@ def register() -> None:
         return results
 
     plugin.parse_url = staticmethod(parse_url)
-
-
-register()

@@ -27,7 +27,7 @@ def deliver(notification_id: int) -> str:
     try:
         status = outbox.send_one(
             notification_id,
-            transport=Transport(settings.apprise_config),
+            transport=Transport.shared(settings.apprise_config),
             mail_from=settings.mail_from,
             duration=timedelta(minutes=settings.conference_minutes),
             now=now(),

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import apprise
 import pytest
@@ -307,3 +308,134 @@ def test_sanitise_keeps_what_helps() -> None:
     text = "SMTP delivery to 127.0.0.1:2525 (plain) failed: ConnectionRefusedError"
     assert sanitise(text) == text
     assert sanitise("json://u:p@127.0.0.1:8765/chat") == "json://***@127.0.0.1:8765/chat"
+
+
+class _Counting:
+    """aiosmtpd handler: each message with the client port it came over, and the QUITs."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.received: list[tuple[int, str]] = []  # (client port, recipient)
+        self.quits = 0
+
+    async def handle_DATA(self, server: object, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.received.append((session.peer[1], ",".join(envelope.rcpt_tos)))
+        return "250 OK"
+
+    async def handle_QUIT(self, server: object, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.quits += 1
+        return "221 Bye"
+
+
+@pytest.fixture
+def counting() -> Iterator[tuple[_Counting, int]]:
+    """A real SMTP server on loopback that tells the connections apart."""
+    from aiosmtpd.controller import Controller
+
+    handler, port = _Counting(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+def _agencies(tmp_path: Path, port: int, count: int) -> tuple[Transport, list[str]]:
+    codes = [f"agency-{i:02d}" for i in range(count)]
+    config = write_config(tmp_path, [(mail_url(port, f"{c}@demo.invalid"), c) for c in codes])
+    return Transport(config), codes
+
+
+def test_a_batch_sends_over_one_connection_per_server_and_thread_then_quits(
+    tmp_path: Path, counting: tuple[_Counting, int]
+) -> None:
+    handler, port = counting
+    transport, codes = _agencies(tmp_path, port, 6)
+    with transport.batch():
+        for code in codes:
+            transport.send(Outgoing(tag=code, subject="Invitation", body="-", calendar=CALENDAR))
+        assert handler.quits == 0  # still open inside the batch
+    assert [to for _, to in handler.received] == [f"{c}@demo.invalid" for c in codes]
+    assert len({client for client, _ in handler.received}) == 1
+    assert handler.quits == 1
+
+    with transport.batch(), ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(lambda c: transport.send(Outgoing(tag=c, subject="x", body="-")), codes * 4))
+    later = handler.received[len(codes) :]
+    assert sorted(to for _, to in later) == sorted(f"{c}@demo.invalid" for c in codes * 4)
+    assert len({client for client, _ in later}) <= 3  # at most one per sending thread
+    assert handler.quits == 1 + len({client for client, _ in later})
+
+
+def test_without_a_batch_each_message_has_its_own_connection(
+    tmp_path: Path, counting: tuple[_Counting, int]
+) -> None:
+    handler, port = counting
+    transport, codes = _agencies(tmp_path, port, 3)
+    for code in codes:
+        transport.send(Outgoing(tag=code, subject="x", body="-"))
+    assert len({client for client, _ in handler.received}) == 3
+    assert handler.quits == 3
+
+
+def test_a_connection_the_server_dropped_is_reopened_once_and_the_message_sent_once(
+    tmp_path: Path,
+) -> None:
+    from aiosmtpd.controller import Controller
+
+    port = free_port()
+    transport, codes = _agencies(tmp_path, port, 2)
+    first, second = _Counting(), _Counting()
+    with transport.batch():
+        server = Controller(first, hostname="127.0.0.1", port=port)
+        server.start()
+        transport.send(Outgoing(tag=codes[0], subject="x", body="-"))
+        server.stop()  # a restart: the kept connection is gone
+        server = Controller(second, hostname="127.0.0.1", port=port)
+        server.start()
+        try:
+            transport.send(Outgoing(tag=codes[1], subject="y", body="-"))
+        finally:
+            server.stop()
+    assert [to for _, to in first.received] == [f"{codes[0]}@demo.invalid"]
+    assert [to for _, to in second.received] == [f"{codes[1]}@demo.invalid"]
+
+
+def test_a_batch_whose_server_stays_down_fails_each_message_without_the_password(
+    tmp_path: Path, counting: tuple[_Counting, int]
+) -> None:
+    handler, port = counting
+    down = free_port()
+    urls = [
+        (mail_url(port, "dsn@demo.invalid"), "dsn"),
+        (mail_url(down, "sta-wien@demo.invalid", login="caseconf:secretpw@"), "sta-wien"),
+    ]
+    transport = Transport(write_config(tmp_path, urls))
+    with transport.batch():
+        transport.send(Outgoing(tag="dsn", subject="x", body="-"))
+        with pytest.raises(DeliveryError) as failed:
+            transport.send(Outgoing(tag="sta-wien", subject="x", body="-"))
+        transport.send(Outgoing(tag="dsn", subject="y", body="-"))
+    assert "secretpw" not in failed.value.reason and f"127.0.0.1:{down}" in failed.value.reason
+    assert [to for _, to in handler.received] == ["dsn@demo.invalid"] * 2
+    assert len({client for client, _ in handler.received}) == 1
+
+
+def test_one_apprise_object_per_tag_and_a_shared_transport_per_config_file(
+    tmp_path: Path, catcher: MailCatcher
+) -> None:
+    transport, codes = _agencies(tmp_path, catcher.port, 2)
+    transport.send(Outgoing(tag=codes[0], subject="x", body="-"))
+    built = transport._sender(codes[0])
+    transport.send(Outgoing(tag=codes[0], subject="y", body="-"))
+    assert transport._sender(codes[0]) is built
+    assert transport._sender(codes[1]) is not built
+    assert [m["X-RcptTo"] for m in catcher.messages()] == [f"{codes[0]}@demo.invalid"] * 2
+
+    path = tmp_path / "apprise.yaml"
+    assert Transport.shared(path) is Transport.shared(str(path))
+    before = Transport.shared(path)
+    write_config(tmp_path, [(mail_url(catcher.port, "dsn@demo.invalid"), "dsn-new-tag")])
+    assert Transport.shared(path) is not before
+    assert Transport.shared(path).tags == frozenset({"dsn-new-tag"})
