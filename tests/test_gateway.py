@@ -60,14 +60,13 @@ def test_the_gateway_passes_exactly_the_routes_that_read(gateway) -> None:  # no
 
 
 def make_paused_run(name: str) -> str:
-    from prefect import flow
-
-    @flow(name="gateway-test")
-    def waiting() -> None:  # pragma: no cover - never runs
-        pass
-
     with get_client(sync_client=True) as client:
-        run = client.create_flow_run(waiting, name=name, tags=[f"case:{name}"])
+        # From a deployment, as every case run is (the UI offers Cancel only for those).
+        flow_id = client.create_flow_from_name("gateway-test")
+        deployment_id = client.create_deployment(flow_id=flow_id, name="waiting")
+        run = client.create_flow_run_from_deployment(
+            deployment_id, name=name, tags=[f"case:{name}"]
+        )
         client.set_flow_run_state(run.id, Paused(pause_key="step-0", reschedule=True), force=True)
         return str(run.id)
 
