@@ -2,9 +2,9 @@
 
 import sys
 
-from bench import history, invitations
+from bench import history, imports, invitations, steps
 
-BENCHES = ("invitations", "history")
+BENCHES = ("invitations", "imports", "history", "steps")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,6 +21,10 @@ def main(argv: list[str] | None = None) -> None:
             if args:
                 raise SystemExit("bench invitations takes no options")
             invitations.main()
+        elif name == "imports":
+            imports.main(args)
+        elif name == "steps":
+            steps.main(args)
         else:
             history.main(args)
 
