@@ -2,9 +2,9 @@
 
 import sys
 
-from bench import history, imports, invitations, steps
+from bench import history, imports, invitations, portfolio, steps
 
-BENCHES = ("invitations", "imports", "history", "steps")
+BENCHES = ("invitations", "imports", "history", "steps", "portfolio")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> None:
             imports.main(args)
         elif name == "steps":
             steps.main(args)
+        elif name == "portfolio":
+            portfolio.main(args)
         else:
             history.main(args)
 
