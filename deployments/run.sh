@@ -24,6 +24,7 @@ HEALTH_TIMEOUT=90
 server_pid=""
 serve_pid=""
 catcher_pid=""
+gateway_pid=""
 
 healthy() { # $1 = API URL; true when GET $1/health answers 2xx
   "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/health", timeout=2)' \
@@ -51,6 +52,13 @@ stop_server() {
   server_pid=""
 }
 
+stop_gateway() {
+  [[ -n "$gateway_pid" ]] || return 0
+  kill -TERM "$gateway_pid" 2>/dev/null || true
+  wait "$gateway_pid" 2>/dev/null || true
+  gateway_pid=""
+}
+
 stop_catcher() {
   [[ -n "$catcher_pid" ]] || return 0
   kill -TERM "$catcher_pid" 2>/dev/null || true
@@ -60,6 +68,7 @@ stop_catcher() {
 
 cleanup() {
   stop_serve
+  stop_gateway
   stop_catcher
   stop_server
 }
@@ -120,8 +129,15 @@ mkdir -p "$ROOT/var/mail"
   >>"$ROOT/var/mail.log" 2>&1 &
 catcher_pid=$!
 
+# The managers' read-only gateway: the same UI, every change refused (deployments/gateway.py).
+MANAGER_PORT="${CASECONF_MANAGER_PORT:-4201}"
+"$PY" -m deployments.gateway --upstream "${PREFECT_API_URL%/api}" --host 127.0.0.1 \
+  --port "$MANAGER_PORT" >>"$ROOT/var/gateway.log" 2>&1 &
+gateway_pid=$!
+
 echo
 echo "  Prefect UI:  $UI"
+echo "  Managers:    http://127.0.0.1:$MANAGER_PORT (read-only; log: var/gateway.log)"
 echo "  Mail:        every demo message under var/mail/ (chat: var/chat/), one line each in var/mail.log"
 echo "  Stop with Ctrl-C."
 echo

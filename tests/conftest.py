@@ -138,3 +138,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return order.get(item.path.name, 2)
 
     items.sort(key=rank)  # stable: collection order within each rank
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say loudly when the browser tests could not run (they are skipped, never passed)."""
+    from tests.browser import chromium_missing
+
+    missing = chromium_missing()
+    if missing:
+        terminalreporter.write_sep("!", f"BROWSER TESTS SKIPPED: {missing}", red=True, bold=True)
