@@ -27,7 +27,17 @@ from models.profile import ConferenceTypeRules, Profile
 from models.release import minutes_per_audience, release
 from models.settings import get_settings
 from models.stakeholders import Proposal
-from models.tables import Agency, Case, Channel, ConsentRecord, InformationItem, Notification
+from models.tables import (
+    ActionItem,
+    Agency,
+    Case,
+    Channel,
+    ConsentRecord,
+    InformationItem,
+    Notification,
+    Participant,
+    PlanItem,
+)
 from models.vocabulary import (
     PROFESSIONAL_ROLES,
     AgencyKind,
@@ -41,6 +51,7 @@ from models.vocabulary import (
     Phase,
     Role,
     Stage,
+    share_with_scope,
 )
 
 NOW = datetime(2035, 3, 1, 9, 0, tzinfo=UTC)
@@ -172,10 +183,36 @@ def directories(draw: st.DrawFn) -> list[dict[str, Any]]:
 def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     data = draw(profiles())
     directory = draw(directories())
+    ctype = draw(st.sampled_from(sorted(data["conference_types"])))
+    # The profile may make kinds need the client's share_with consent (issue 9).
+    share_kinds = draw(st.lists(kinds, max_size=4, unique=True))
+    data["conference_types"][ctype]["share_with_consent_kinds"] = [str(k) for k in share_kinds]
     return {
         "profile": data,
-        "conference_type": draw(st.sampled_from(sorted(data["conference_types"]))),
+        "conference_type": ctype,
         "directory": directory,
+        # per agency: the phases it attends (None: every phase) and share_with consent held
+        "phases": [
+            draw(
+                st.none()
+                | st.lists(
+                    st.sampled_from(["information", "decision"]),
+                    min_size=1,
+                    max_size=2,
+                    unique=True,
+                )
+            )
+            for _ in directory
+        ],
+        "share_with": [draw(st.booleans()) for _ in directory],
+        # (classification, owner index or None for the client) of plan items and actions
+        "plan": draw(st.lists(st.sampled_from(LEVELS[:2]), max_size=3)),
+        "actions": draw(
+            st.lists(
+                st.tuples(st.sampled_from(LEVELS[:2]), st.integers(0, len(directory) - 1)),
+                max_size=3,
+            )
+        ),
         "family": draw(st.booleans()),
         "intermediary": draw(st.integers(0, len(directory) - 1)),
         # (classification, index of the contributing agency)
@@ -196,6 +233,9 @@ def ceiling(
     the highest grant among the agency's kinds (professional if not listed), capped by the
     directory's clearance, and restricted only in a security conference."""
     if role not in PROFESSIONAL_ROLES:
+        return Classification.shared
+    needs = data["conference_types"][conference_type].get("share_with_consent_kinds", [])
+    if set(needs) & set(entry["kinds"]) and not entry.get("share_with", True):
         return Classification.shared
     granted = data["clearance"].get(conference_type, {})
     grant = max(RANK[Classification(granted.get(k, "professional"))] for k in entry["kinds"])
@@ -285,6 +325,49 @@ def build(
         intermediary_code=codes[scenario["intermediary"]],
     )
     ids = list(agencies)
+    for i, (phases, held) in enumerate(
+        zip(scenario.get("phases", []), scenario.get("share_with", []), strict=True)
+    ):
+        entry = agencies[ids[i]]
+        entry["phases"], entry["share_with"] = phases, held
+        participant = session.exec(
+            select(Participant).where(
+                Participant.conference_id == conference.id, Participant.agency_id == ids[i]
+            )
+        ).one()
+        participant.phases = phases
+        session.add(participant)
+        if held:
+            record_consent(
+                session,
+                case_id=case.id,  # type: ignore[arg-type]
+                scope=share_with_scope(codes[i]),
+                decision=ConsentDecision.granted,
+                recorded_by_id=1,
+                expires_on=None,
+                now=NOW,
+            )
+    for n, level in enumerate(scenario.get("plan", [])):
+        session.add(
+            PlanItem(
+                conference_id=conference.id,  # type: ignore[arg-type]
+                number=n + 1,
+                drafted_by=Role.lead,
+                text=marker(100 + n),
+                classification=level,
+            )
+        )
+    for n, (level, owner) in enumerate(scenario.get("actions", [])):
+        session.add(
+            ActionItem(
+                case_id=case.id,  # type: ignore[arg-type]
+                conference_id=conference.id,  # type: ignore[arg-type]
+                owner_agency_id=ids[owner],
+                classification=level,
+                description=marker(200 + n),
+                due_on=STARTS_AT.date() + timedelta(days=30),
+            )
+        )
     for n, (level, author) in enumerate(scenario["items"]):
         restricted = level == Classification.restricted
         session.add(
@@ -315,7 +398,6 @@ def test_no_information_item_reaches_a_participant_without_the_clearance_for_it(
         case, conference, agencies = build(session, profiles_dir, scenario)
         ctype = scenario["conference_type"]
         data = scenario["profile"]
-        items = [(marker(n), level) for n, (level, _) in enumerate(scenario["items"])]
         levels = {
             i.id: i.classification
             for i in session.exec(
@@ -323,13 +405,45 @@ def test_no_information_item_reaches_a_participant_without_the_clearance_for_it(
             )
         }
 
+        def may_read(
+            role: Role, entry: dict[str, Any], kind: str, level: str, owner: int | None
+        ) -> bool:
+            """From the rules: the level within the ceiling, and the part attended (information
+            items: the information phase; plan and actions: the decision, or owning it)."""
+            if RANK[Classification(level)] > RANK[ceiling(data, ctype, role, entry)]:
+                return False
+            phases = entry.get("phases") if role in PROFESSIONAL_ROLES else None
+            if kind == "information":
+                return phases is None or "information" in phases
+            own = owner is not None and role in PROFESSIONAL_ROLES and owner == entry.get("id")
+            return phases is None or "decision" in phases or (kind == "action" and own)
+
+        for agency_id, entry in agencies.items():
+            entry["id"] = agency_id
+        ids_of = list(agencies)
+        readable = [
+            ("information", marker(n), level, None)
+            for n, (level, _) in enumerate(scenario["items"])
+        ]
+        readable += [
+            ("plan", marker(100 + n), level, None) for n, level in enumerate(scenario["plan"])
+        ]
+        readable += [
+            ("action", marker(200 + n), level, ids_of[owner])
+            for n, (level, owner) in enumerate(scenario["actions"])
+        ]
+
         # Who may receive what, per participant (before any channel).
-        for minutes in minutes_per_audience(session, conference=conference):
+        for minutes in minutes_per_audience(session, conference=conference, today=NOW.date()):
             code = minutes.recipient.split(":")[0]
             agency = session.exec(select(Agency).where(Agency.code == code)).one()
-            top = ceiling(data, ctype, minutes.role, agencies[agency.id])  # type: ignore[index]
-            expected = {i for i, level in levels.items() if RANK[level] <= RANK[top]}
-            assert set(minutes.information_ids) == expected, (minutes, top)
+            entry = agencies[agency.id]  # type: ignore[index]
+            expected = {
+                i
+                for i, level in levels.items()
+                if may_read(minutes.role, entry, "information", level, None)
+            }
+            assert set(minutes.information_ids) == expected, (minutes, entry)
 
         # What each message actually carries, on each channel.
         ids = release(session, case=case, conference=conference, now=NOW)
@@ -347,22 +461,24 @@ def test_no_information_item_reaches_a_participant_without_the_clearance_for_it(
             )
             channel = session.exec(select(Channel).where(Channel.tag == row.channel)).one()
             entry = agencies[row.recipient_agency_id]  # type: ignore[index]
-            top = ceiling(data, ctype, Role(row.recipient_role), entry)
-            for text, _ in items:
+            role = Role(row.recipient_role)
+            top = ceiling(data, ctype, role, entry)
+            for _, text, _, _ in readable:
                 assert text not in outgoing.subject + outgoing.body, "content in a message body"
             attached = b"".join(content for _, content in outgoing.attachments).decode()
             if attached:
                 assert channel.kind == ChannelKind.email
                 assert RANK[Classification(channel.clearance)] >= RANK[top]
-            for text, level in items:
+            for kind, text, level, owner in readable:
+                allowed = may_read(role, entry, kind, level, owner)
                 if text in attached:
-                    assert RANK[level] <= RANK[top], (text, level, top, row.recipient_role)
-                    assert RANK[level] <= RANK[Classification(channel.clearance)]
+                    assert allowed, (kind, text, level, top, role, entry)
+                    assert RANK[Classification(level)] <= RANK[Classification(channel.clearance)]
                     if level == Classification.restricted:
                         assert ctype == ConferenceType.security
                 elif attached:
                     # Not vacuous: everything the recipient may read is in its minutes.
-                    assert RANK[level] > RANK[top]
+                    assert not allowed, (kind, text, level, top, role, entry)
     finally:
         nested.rollback()
 
@@ -587,5 +703,195 @@ def test_the_gate_reads_the_stored_ledger_as_written(
             needed = SCOPES if phase in STEPS[: STEPS.index(Phase.family_only) + 1] else SCOPES[:1]
             expected = [s for s in needed if not in_force_by_hand(entries, s, today)]
             assert missing_consent(rules, phase, stored, today) == expected
+    finally:
+        nested.rollback()
+
+
+# --- issue 9: a security conference, however it came to be, never includes client or family ---
+
+
+@st.composite
+def security_cases(draw: st.DrawFn) -> dict[str, Any]:
+    """A profile with both types (its security type may even say client_and_family: a profile
+    could), a directory, a stage and a consent history; the social-network track stops at the
+    first step whose consent is missing, or the case starts as a security conference."""
+    data = draw(profiles())
+    social = draw(type_rules())
+    social.update(client_and_family=True, consent_required=True)
+    social["consent_scopes"] = ["social_network_conference"] + (
+        ["family_involvement"] if "family_only" in social["phases"] else []
+    )
+    security = draw(type_rules())
+    if security["client_and_family"] is False and draw(st.booleans()):
+        security.update(client_and_family=True)
+    data["conference_types"] = {"security": security, "social_network": social}
+    data["default_conference_type"] = "security"
+    data["core_kinds"] = {t: data["core_kinds"].get(t, []) for t in ("security", "social_network")}
+    data["clearance"] = {}
+    directory = draw(directories())
+    return {
+        "profile": data,
+        "directory": directory,
+        "stage": draw(st.sampled_from(OPEN_STAGES)),
+        "direct": draw(st.booleans()),
+        "ledger": draw(ledgers()),
+        # where a withdrawal (or an expiry) stops the track if the ledger lets it run so far
+        "withdrawn_at": draw(st.sampled_from(STEPS)),
+        # the client's newest answer: consent to everything the type needs (else the ledger's)
+        "granted": draw(st.booleans()),
+        "relations": draw(st.lists(st.sampled_from(["parent", "sibling", "friend"]), max_size=2)),
+    }
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(scenario=security_cases())
+def test_no_security_conference_ever_includes_or_tells_the_client_or_family(
+    session: Session, profiles_dir: Path, scenario: dict[str, Any]
+) -> None:
+    from hypothesis import assume
+
+    from models.conference import continue_as_security
+    from models.errors import Refusal
+    from models.fallback import reselect_as_security
+    from models.invitations import queue_invitations
+    from models.profile import load_profile
+    from models.stakeholders import AgencyView, propose_participants
+
+    nested = session.begin_nested()
+    try:
+        data = scenario["profile"]
+        Profile.model_validate(data)
+        (profiles_dir / f"{PROFILE_NAME}.yaml").write_text(yaml.safe_dump(data))
+        profile = load_profile(PROFILE_NAME)
+        views = []
+        for i, entry in enumerate(scenario["directory"]):
+            agency = Agency(
+                code=f"sec-{i}", name=f"Generated {i}", kinds=entry["kinds"], clearance="shared"
+            )
+            session.add(agency)
+            session.flush()
+            session.add(Channel(agency_id=agency.id, tag=f"sec-{i}-0", kind="email"))  # type: ignore[arg-type]
+            views.append(AgencyView.of(agency))
+        stage = Stage(scenario["stage"])
+
+        def select_for(ctype: ConferenceType) -> list[Proposal]:
+            try:
+                return propose_participants(
+                    profile=profile, agencies=views, stage=stage, conference_type=ctype, needs=[]
+                ).proposals
+            except Refusal:
+                assume(False)
+                raise
+
+        case = refer_case(
+            session,
+            referring_agency="neustart-wien",
+            file_number="SEC-1",
+            stage=stage,
+            needs=[],
+            profile=PROFILE_NAME,
+            acting_representative_code="neustart-wien-1",
+            reference_prefix="SEC",
+            flow_run_id=None,
+            now=NOW,
+        )
+        for scope, decision, minutes, days in scenario["ledger"]:
+            at = NOW - timedelta(minutes=minutes)
+            session.add(
+                ConsentRecord(
+                    case_id=case.id,  # type: ignore[arg-type]
+                    scope=scope,
+                    decision=decision,
+                    recorded_by_id=1,
+                    recorded_at=at,
+                    expires_on=None if days is None else at.date() + timedelta(days=days),
+                )
+            )
+        if scenario["granted"]:
+            for scope in ConsentScope:
+                session.add(
+                    ConsentRecord(
+                        case_id=case.id,  # type: ignore[arg-type]
+                        scope=scope,
+                        decision=ConsentDecision.granted,
+                        recorded_by_id=1,
+                        recorded_at=NOW,
+                    )
+                )
+        session.flush()
+        ctype = ConferenceType.security if scenario["direct"] else ConferenceType.social_network
+        conference = open_conference(
+            session,
+            case=case,
+            kind=ConferenceKind.first,
+            conference_type=ctype,
+            starts_at=STARTS_AT,
+            time_zone="Europe/Vienna",
+            location="Room 1",
+            now=NOW,
+        )
+        rules = profile.rules_for(ctype)
+        records = ledger(session, case_id=case.id)  # type: ignore[arg-type]
+        stopped = None
+        if not scenario["direct"]:
+            missing = [s for s in STEPS if missing_consent(rules, s, records, NOW.date())]
+            stopped = missing[0] if missing else scenario["withdrawn_at"]
+        confirmed = STEPS.index(stopped) > STEPS.index(Phase.stakeholders) if stopped else True
+        if confirmed:
+            record_participants(
+                session,
+                conference=conference,
+                proposals=select_for(ctype),
+                client_and_family=rules.client_and_family,
+                family_involved=True,
+                intermediary_code=views[0].code,
+                family_relations=scenario["relations"],
+            )
+        if stopped is not None and STEPS.index(stopped) > STEPS.index(Phase.invitation):
+            queue_invitations(session, case=case, conference=conference, now=NOW)
+        fell_back_at = {n.id for n in session.exec(select(Notification))}
+        if not scenario["direct"]:
+            continue_as_security(session, case=case, conference=conference)
+            security = select_for(ConferenceType.security)
+            if confirmed:
+                reselect_as_security(
+                    session,
+                    case=case,
+                    conference=conference,
+                    confirmed=security,
+                    representatives={},
+                    last={},
+                    actor_id=None,
+                    now=NOW,
+                )
+            else:
+                record_participants(
+                    session,
+                    conference=conference,
+                    proposals=security,
+                    client_and_family=profile.rules_for(ConferenceType.security).client_and_family,
+                    family_involved=True,
+                    intermediary_code=views[0].code,
+                )
+        queue_invitations(session, case=case, conference=conference, now=NOW)
+        release(session, case=case, conference=conference, now=NOW)
+
+        people = session.exec(
+            select(Participant).where(Participant.conference_id == conference.id)
+        ).all()
+        assert people and all(p.role in PROFESSIONAL_ROLES for p in people)
+        for row in session.exec(
+            select(Notification).where(Notification.conference_id == conference.id)
+        ):
+            if row.id in fell_back_at:
+                continue
+            # The intermediary may only be told the meeting no longer includes them.
+            if row.recipient_role in (Role.client, Role.family):
+                assert row.event == "handover_withdrawn", row.event
+                assert not scenario["direct"]
     finally:
         nested.rollback()
