@@ -9,7 +9,7 @@ from prefect import get_run_logger
 
 from flows.steps import F
 from flows.steps import ask as ask_step
-from tasks.policies import StepOutcome
+from tasks.policies import CHECK, StepOutcome
 from tasks.portfolio import refresh_timeline
 from tasks.runs import relabel_open_runs
 
@@ -31,7 +31,9 @@ def ask(
             # Both are views: failing to refresh them must not fail the case's run.
             told = refresh_timeline(step_key, return_state=True)
             case_id = told.result(raise_on_failure=False) if told.is_completed() else None
-            tagged = relabel_open_runs(case_id, return_state=True) if case_id else None
+            # Never from cache: the same case id asks again after each step (a lead confirmed).
+            retag = relabel_open_runs.with_options(cache_policy=CHECK, persist_result=False)
+            tagged = retag(case_id, return_state=True) if case_id else None
             if not told.is_completed() or (tagged is not None and not tagged.is_completed()):
                 get_run_logger().warning("%s: timeline or tags not refreshed.", step_key)
         return outcome
