@@ -716,19 +716,18 @@ def _in_run(client: SyncPrefectClient, run_id: uuid.UUID) -> float:
     return (paused.timestamp - running[-1].timestamp).total_seconds()
 
 
-def timed_step(
-    client: SyncPrefectClient, serving: Serving, subject: Subject, step: str, round_: int
-) -> Sample:
-    """Resume the waiting run with the step's answer; the clock stops when the next form is saved."""
+def time_resume(
+    client: SyncPrefectClient, serving: Serving, walk: Walk, step: str, answer: Any, form: str
+) -> tuple[float, float]:
+    """Resume the run waiting at `step` with `answer`; returns the seconds until the `form`
+    form is saved, and the run's own Running -> Paused seconds (Prefect's timestamps)."""
     from prefect.client.schemas.objects import StateType
     from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
     from prefect.flow_runs import resume_flow_run
 
-    walk, form = subject.walk, NEXT_FORM[step][subject.label]
     walk.waits_at(step)
     walk.schema()  # as the UI shows it before anyone answers
     serving.idle(walk.run_id)  # the suspended run's process has left: nothing else runs
-    answer = _answer(step, subject)
     before = walk.pause_key()
     start = time.perf_counter()
     resume_flow_run(walk.run_id, run_input=answer)
@@ -738,12 +737,12 @@ def timed_step(
         key = (state.state_details.pause_key or "") if state else ""
         if state is not None and state.type == StateType.PAUSED and key != before:
             if not key.endswith(f"-{form}-0"):
-                raise RuntimeError(f"{subject.label}: {step} answered, the run waits at {key}")
+                raise RuntimeError(f"{walk.run_id}: {step} answered, the run waits at {key}")
             break
         if state is not None and state.is_final():
-            raise RuntimeError(f"{subject.label}: {step} answered, the run ended: {state.message}")
+            raise RuntimeError(f"{walk.run_id}: {step} answered, the run ended: {state.message}")
         if time.perf_counter() > deadline:
-            raise RuntimeError(f"{subject.label}: no {form} form {STEP_TIMEOUT:.0f} s after {step}")
+            raise RuntimeError(f"{walk.run_id}: no {form} form {STEP_TIMEOUT:.0f} s after {step}")
         time.sleep(POLL)
     while True:
         try:
@@ -754,7 +753,17 @@ def timed_step(
                 raise
             time.sleep(POLL)
     total = time.perf_counter() - start
-    return Sample(subject.label, step, round_, total, _in_run(client, walk.run_id))
+    return total, _in_run(client, walk.run_id)
+
+
+def timed_step(
+    client: SyncPrefectClient, serving: Serving, subject: Subject, step: str, round_: int
+) -> Sample:
+    """Resume the waiting run with the step's answer; the clock stops when the next form is saved."""
+    total, in_run = time_resume(
+        client, serving, subject.walk, step, _answer(step, subject), NEXT_FORM[step][subject.label]
+    )
+    return Sample(subject.label, step, round_, total, in_run)
 
 
 def measure(

@@ -1,7 +1,8 @@
 """Serve every deployment from one process; on start, bring back cases a stop cut off mid-step."""
 
+import os
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
@@ -86,12 +87,20 @@ def deployments() -> list[RunnerDeployment]:
     return [cast(RunnerDeployment, d) for d in made]
 
 
+def poll() -> dict[str, Any]:
+    """The runner's poll for due and resumed runs, in seconds: `CASECONF_SERVE_POLL_SECONDS`
+    (fractions allowed; tests and benches use a fraction of a second), else Prefect's
+    `PREFECT_RUNNER_POLL_FREQUENCY` (whole seconds). A resume waits up to one poll."""
+    seconds = float(os.environ.get("CASECONF_SERVE_POLL_SECONDS") or 0)
+    return {"query_seconds": seconds} if seconds > 0 else {}
+
+
 def main() -> None:
     settings = get_settings()
     recover_cases()
     # Nothing else runs yet: a run cancelled by hand needs no time to settle.
     reconcile_reviews(settle=timedelta(0))
-    serve(*deployments(), pause_on_shutdown=False, limit=settings.serve_limit)
+    serve(*deployments(), pause_on_shutdown=False, limit=settings.serve_limit, **poll())
 
 
 if __name__ == "__main__":

@@ -99,12 +99,14 @@ class Serving:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     starts: int = field(default=0)
+    # What serves the flows (bench/steps.py serves a bare flow beside caseconf's).
+    command: tuple[str, ...] = ("-m", "deployments", "serve")
 
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115
         offset = self.log_path.stat().st_size
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "deployments", "serve"],
+            [sys.executable, *self.command],
             env=self.server.env(),
             stdout=log,
             stderr=subprocess.STDOUT,
