@@ -31,8 +31,12 @@ POOL = "caseconf"
 #: The automation that marks a run Crashed when its heartbeats stop (its worker died).
 CRASH_AUTOMATION = "caseconf: crash case runs whose process died"
 #: Events that end a run's wait for its next heartbeat: another heartbeat, or a state in which no
-#: process runs (a suspended case run waits for a form with no process at all).
+#: process runs (a suspended case run waits for a form with no process at all). Running and the
+#: heartbeat are also what opens a wait (`after`): Prefect's trigger starts a new window on an
+#: event that both opens and ends one. Without Running here, a run resumed within the window its
+#: last suspension closed, and killed before its first heartbeat, would never be noticed.
 _ALIVE_OR_DONE = {
+    "prefect.flow-run.Running",
     "prefect.flow-run.heartbeat",
     "prefect.flow-run.Completed",
     "prefect.flow-run.Failed",
@@ -56,7 +60,7 @@ def crash_automation() -> Automation:
         description="A caseconf run whose heartbeats stopped (its worker or machine died) is "
         "marked Crashed; the `case-recover/recover` deployment's trigger then brings it back.",
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
+            after={"prefect.flow-run.heartbeat", "prefect.flow-run.Running"},
             expect=_ALIVE_OR_DONE,
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
             match_related=ResourceSpecification(

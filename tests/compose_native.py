@@ -199,6 +199,12 @@ class NativeStack:
         except subprocess.TimeoutExpired:
             self.kill(name)
 
+    def terminate(self, name: str) -> None:
+        """SIGTERM to the service, without waiting for it to finish its shutdown."""
+        process = self.processes.get(name)
+        if process is not None and process.poll() is None:
+            _signal_group(process.pid, signal.SIGTERM)
+
     def kill(self, name: str) -> list[int]:
         """`docker kill`: SIGKILL to the service's main process and everything it started
         (a flow run's process runs in a session of its own). Returns the pids killed."""
