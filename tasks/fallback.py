@@ -14,9 +14,9 @@ from models.participants import (
     named_representatives,
     proposed_representatives,
 )
-from models.stakeholders import apply_changes
+from models.stakeholders import apply_changes, core_cap_warning
 from models.tables import Agency, Representative
-from models.vocabulary import Stage
+from models.vocabulary import ConferenceType, Stage
 from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
 from tasks.stakeholders import _selection
 
@@ -81,7 +81,19 @@ def confirm_security_participants(
             profile=profile,
             agencies=agencies,
             stage=Stage(case.stage),
+            conference_type=ConferenceType(conference.conference_type),
         )
+        # The cap counts the confirmed core, coordinator additions included.
+        over_cap = core_cap_warning(confirmed, profile)
+        if over_cap:
+            audit(
+                session,
+                action="participants.core_cap",
+                case_id=case_id,
+                actor_id=rep.id,
+                at=at,
+                detail=over_cap,
+            )
         last = last_representatives(session, case_id=case_id, before_cycle=conference.cycle)
         named = named_representatives(
             session,

@@ -27,7 +27,7 @@ class StageOutcome(BaseModel):
 
 @task(persist_result=False, **DATABASE_RETRIES)
 def move(change: StageMove) -> StageOutcome:
-    """Record the move (refused with field and reason if DOMAIN.md does not allow it)."""
+    """Record the move (refused with field and reason if the continuum does not allow it: docs/domain.md)."""
     with session_scope() as session:
         at = now()
         rep = cases.acting_representative(session, code=change.acting_representative)

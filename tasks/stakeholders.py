@@ -23,6 +23,7 @@ from models.stakeholders import (
     Selection,
     apply_changes,
     coordinator_code,
+    core_cap_warning,
     propose_participants,
 )
 from models.tables import Agency, Case, Conference
@@ -109,7 +110,19 @@ def confirm_participants(
             profile=profile,
             agencies=agencies,
             stage=Stage(case.stage),
+            conference_type=ConferenceType(conference.conference_type),
         )
+        # The cap counts the confirmed core, coordinator additions included.
+        over_cap = core_cap_warning(confirmed, profile)
+        if over_cap:
+            audit(
+                session,
+                action="participants.core_cap",
+                case_id=case_id,
+                actor_id=rep.id,
+                at=at,
+                detail=over_cap,
+            )
         last = last_representatives(session, case_id=case_id, before_cycle=conference.cycle)
         named = named_representatives(
             session,

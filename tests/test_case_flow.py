@@ -742,6 +742,7 @@ def test_the_same_case_under_each_shipped_profile_invites_by_that_profiles_rules
             {
                 "neustart-wien": "lead",
                 "sta-wien": "core",
+                "sozialzentrum-wien": "core",
                 "psd-wien": "case_dependent",
                 "client": "client",
                 "family": "family",

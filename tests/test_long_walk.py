@@ -238,6 +238,7 @@ def test_one_case_from_custody_through_release_and_three_reviews_to_recall(
         "jva-wien": "core",
         "neustart-wien": "core",
         "fsw-wohnen": "case_dependent",
+        "sozialzentrum-wien": "case_dependent",
     }
     [first_review] = story.reviews(2)
     assert first_review.due_at.date() == day(90)
@@ -318,6 +319,7 @@ def test_one_case_from_custody_through_release_and_three_reviews_to_recall(
         "jva-wien": "core",
         "neustart-wien": "core",
         "fsw-wohnen": "case_dependent",
+        "sozialzentrum-wien": "case_dependent",
     }
     assert "police" in post_release["lpd-wien"].rule  # the security service is left out
     review_cycle(
