@@ -5,6 +5,7 @@ cases. Lists (the waiting cases, the reviews) show the oldest `LIST_LIMIT` rows 
 more there are. References, codes, dates and counts only: nothing a coordinator typed.
 """
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -26,6 +27,7 @@ from models.tables import (
     Participant,
     Review,
     StageChange,
+    UTCDateTime,
 )
 from models.vocabulary import (
     PROFESSIONAL_ROLES,
@@ -47,6 +49,8 @@ REVIEW_HORIZON = timedelta(days=30)
 REPEAT_WINDOW = timedelta(days=365)
 #: How long back a retried message counts.
 RETRY_WINDOW = timedelta(days=30)
+#: Personnel continuity counts the conferences prepared this long back (a year, as reported).
+CONTINUITY_WINDOW = timedelta(days=365)
 #: The steps at which a case waits for a person (the coordinator) rather than for time.
 WAITING_PHASES = (
     Phase.preparation,
@@ -68,7 +72,7 @@ _transferred_lead = aliased(Agency)
 
 
 def _conference_role_code(role: Role) -> Any:
-    """The code of the agency in `role` at the case's latest conference that has one."""
+    """The code of the agency in `role` at the case's latest conference that has one (one case)."""
     return (
         select(Agency.code)
         .join(Participant, col(Participant.agency_id) == col(Agency.id))
@@ -81,27 +85,40 @@ def _conference_role_code(role: Role) -> Any:
     )
 
 
-def _placed() -> Any:
-    """Open cases with their area (the transferred one, else the referring agency's) and lead
-    (the transferred lead, else the lead of the latest conference); NULL where there is none."""
+_lead_conference = aliased(Conference)
+_lead_participant = aliased(Participant)
+_conference_lead = aliased(Agency)
+
+
+def _leads() -> Any:
+    """Every open case's lead: the transferred lead, else the lead of its latest conference that
+    has one (NULL where there is none). One pass: each open case joined to its conferences'
+    leads and ranked by a window (latest cycle first), instead of one lookup per case; `rank` 1
+    is the case's row."""
+    no_lead = case((col(_lead_participant.id).is_(None), 1), else_=0)
     return (
         select(  # type: ignore[call-overload]
-            col(Case.id).label("case_id"),
-            col(Case.reference).label("reference"),
-            col(Case.stage).label("stage"),
-            col(Case.conference_type).label("conference_type"),
-            col(Case.profile).label("profile"),
-            col(Case.phase).label("phase"),
-            col(Case.updated_at).label("updated_at"),
-            func.coalesce(col(Case.area), col(_referrer.area)).label("area"),
-            func.coalesce(col(_transferred_lead.code), _conference_role_code(Role.lead)).label(
-                "lead"
+            func.coalesce(col(_transferred_lead.code), col(_conference_lead.code)).label("lead"),
+            func.row_number()
+            .over(
+                partition_by=col(Case.id),
+                order_by=(no_lead, col(_lead_conference.cycle).desc(), col(_conference_lead.code)),
+            )
+            .label("rank"),
+        )
+        .select_from(Case)
+        .outerjoin(_transferred_lead, col(_transferred_lead.id) == col(Case.lead_agency_id))
+        .outerjoin(_lead_conference, col(_lead_conference.case_id) == col(Case.id))
+        .outerjoin(
+            _lead_participant,
+            and_(
+                col(_lead_participant.conference_id) == col(_lead_conference.id),
+                col(_lead_participant.role) == str(Role.lead),
             ),
         )
-        .join(_referrer, col(_referrer.id) == col(Case.referring_agency_id))
-        .outerjoin(_transferred_lead, col(_transferred_lead.id) == col(Case.lead_agency_id))
+        .outerjoin(_conference_lead, col(_conference_lead.id) == col(_lead_participant.agency_id))
         .where(col(Case.status) == CaseStatus.open)
-        .subquery("placed")
+        .subquery("leads")
     )
 
 
@@ -118,24 +135,35 @@ DIMENSIONS = ("stage", "conference_type", "profile", "area", "lead")
 
 
 def portfolio(session: Session, *, known_profiles: Iterable[str]) -> Portfolio:
-    """Open cases by each dimension, from one grouped query over every combination."""
-    placed = _placed()
+    """Open cases by each dimension: one grouped query over the case's own dimensions and its
+    area (the transferred one, else the referring agency's), one over its lead."""
+    area = func.coalesce(col(Case.area), col(_referrer.area))
+    own = (col(Case.stage), col(Case.conference_type), col(Case.profile), area)
     rows = session.exec(
-        select(  # type: ignore[call-overload]
-            *(placed.c[d] for d in DIMENSIONS), func.count()
-        ).group_by(*(placed.c[d] for d in DIMENSIONS))
+        select(*own, func.count())  # type: ignore[call-overload]
+        .join(_referrer, col(_referrer.id) == col(Case.referring_agency_id))
+        .where(col(Case.status) == CaseStatus.open)
+        .group_by(*own)
+    ).all()
+    leads = _leads()
+    lead_counts = session.exec(
+        select(leads.c.lead, func.count())  # type: ignore[call-overload]
+        .where(leads.c.rank == 1)
+        .group_by(leads.c.lead)
     ).all()
     by: dict[str, dict[str, int]] = {d: {} for d in DIMENSIONS}
     total = 0
     for *values, count in rows:
         total += count
-        for dimension, value in zip(DIMENSIONS, values, strict=True):
+        for dimension, value in zip(DIMENSIONS[:-1], values, strict=True):
             label = (
                 value
                 if value is not None
                 else (NOT_CHOSEN if dimension == "conference_type" else NONE)
             )
             by[dimension][str(label)] = by[dimension].get(str(label), 0) + count
+    for value, count in lead_counts:
+        by["lead"][str(value if value is not None else NONE)] = int(count)
     known = set(known_profiles)
     unplaced: list[str] = []
     removed = {p: n for p, n in by["profile"].items() if p not in known}
@@ -182,45 +210,52 @@ class WaitingReport:
     late_after_days: dict[str, int]
 
 
+def waiting_since() -> Any:
+    """When the case entered its current phase (a transfer or a stage move leaves it alone); the
+    last change to the record for rows written before it was kept."""
+    return func.coalesce(col(Case.phase_since), col(Case.updated_at))
+
+
 def waiting(session: Session, *, now: datetime, late_after_days: dict[str, int]) -> WaitingReport:
-    """Open cases waiting at a human step, oldest first. `since` is the last change to the case's
-    record (a step answered, a move); who acts is the agency coordinating the current conference,
-    else the referring agency."""
-    placed = _placed()
-    waiting_rows = col(placed.c.phase).in_([str(p) for p in WAITING_PHASES])
+    """Open cases waiting at a human step, oldest first. `since` is when the case reached its
+    current step; who acts is the agency coordinating the current conference, else the referring
+    agency (looked up for the listed cases only)."""
+    since = waiting_since()
+    waiting_rows = and_(
+        col(Case.status) == CaseStatus.open,
+        col(Case.phase).in_([str(p) for p in WAITING_PHASES]),
+    )
     late_when = [
-        (
-            and_(placed.c.phase == step, placed.c.updated_at < now - timedelta(days=days)),
-            1,
-        )
+        (and_(col(Case.phase) == step, since < now - timedelta(days=days)), 1)
         for step, days in late_after_days.items()
     ]
     late = case(*late_when, else_=0) if late_when else literal(0)
     counts = session.exec(
-        select(placed.c.phase, func.count(), func.sum(late))  # type: ignore[call-overload]
+        select(col(Case.phase), func.count(), func.sum(late))  # type: ignore[call-overload]
         .where(waiting_rows)
-        .group_by(placed.c.phase)
+        .group_by(col(Case.phase))
     ).all()
     by_step = {str(step): (int(n), int(k or 0)) for step, n, k in counts}
-    who = func.coalesce(_coordinator_of(placed), _referrer.code)
     oldest = session.exec(
-        select(placed.c.reference, placed.c.phase, placed.c.updated_at, who)  # type: ignore[call-overload]
-        .join(Case, col(Case.id) == placed.c.case_id)
+        select(  # type: ignore[call-overload]
+            col(Case.id), col(Case.reference), col(Case.phase), since, col(_referrer.code)
+        )
         .join(_referrer, col(_referrer.id) == col(Case.referring_agency_id))
         .where(waiting_rows)
-        .order_by(placed.c.updated_at, placed.c.reference)
+        .order_by(since, col(Case.reference))
         .limit(LIST_LIMIT)
     ).all()
+    coordinators = _coordinators(session, case_ids=[row[0] for row in oldest])
     listed = [
         Waiting(
             reference=ref,
             step=str(step),
-            since=since,
-            who_acts=str(acts),
+            since=_aware(_as_datetime(moment)),
+            who_acts=coordinators.get(case_id, referrer),
             late=step in late_after_days
-            and _aware(since) < now - timedelta(days=late_after_days[step]),
+            and _aware(_as_datetime(moment)) < now - timedelta(days=late_after_days[step]),
         )
-        for ref, step, since, acts in oldest
+        for case_id, ref, step, moment, referrer in oldest
     ]
     return WaitingReport(
         total=sum(n for n, _ in by_step.values()),
@@ -230,20 +265,27 @@ def waiting(session: Session, *, now: datetime, late_after_days: dict[str, int])
     )
 
 
-def _coordinator_of(placed: Any) -> Any:
-    return (
-        select(Agency.code)
-        .join(Participant, col(Participant.agency_id) == col(Agency.id))
-        .join(Conference, col(Conference.id) == col(Participant.conference_id))
+def _coordinators(session: Session, *, case_ids: list[int]) -> dict[int, str]:
+    """The agency coordinating each case's latest conference that has a coordinator."""
+    rows = session.exec(
+        select(Conference.case_id, Conference.cycle, Agency.code)
+        .join(Participant, col(Participant.conference_id) == col(Conference.id))
+        .join(Agency, col(Agency.id) == col(Participant.agency_id))
         .where(
-            col(Conference.case_id) == placed.c.case_id,
+            col(Conference.case_id).in_(case_ids),
             col(Participant.role) == str(Role.coordinator),
         )
-        .order_by(col(Conference.cycle).desc(), col(Agency.code))
-        .limit(1)
-        .correlate(placed)
-        .scalar_subquery()
-    )
+        .order_by(col(Conference.case_id), col(Conference.cycle).desc(), col(Agency.code))
+    ).all()
+    found: dict[int, str] = {}
+    for case_id, _, code in rows:
+        found.setdefault(case_id, code)
+    return found
+
+
+def _as_datetime(value: datetime | str) -> datetime:
+    """SQLite gives a COALESCE of timestamps back as text."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def _aware(value: datetime) -> datetime:
@@ -401,52 +443,55 @@ class ContinuityRow:
         return self.same_person / self.named if self.named else None
 
 
-def continuity(session: Session) -> list[ContinuityRow]:
-    """Per agency over all cases: the share of its named participations attended by the person
-    who most often represents it in that case (as `models.continuity`, summed over cases)."""
-    professional = col(Participant.role).in_([str(r) for r in PROFESSIONAL_ROLES])
+def continuity(session: Session, *, now: datetime) -> list[ContinuityRow]:
+    """Per agency, over the conferences prepared in the last `CONTINUITY_WINDOW` (12 months):
+    the share of its named participations attended by the person who most often represents it
+    in that case (as `models.continuity`, over those conferences, summed over cases)."""
     per_person = (
-        select(
+        select(  # type: ignore[call-overload]
             col(Participant.agency_id).label("agency_id"),
             col(Conference.case_id).label("case_id"),
+            col(Participant.representative_id).label("person"),
             func.count().label("n"),
         )
-        .join(Conference, col(Conference.id) == col(Participant.conference_id))
-        .where(professional, col(Participant.representative_id).is_not(None))
+        .select_from(Conference)
+        .join(Participant, col(Participant.conference_id) == col(Conference.id))
+        .where(
+            col(Conference.created_at) >= now - CONTINUITY_WINDOW,
+            # The roles that are not professional: one index range per conference, not five.
+            col(Participant.role).not_in([str(r) for r in Role if r not in PROFESSIONAL_ROLES]),
+            col(Participant.agency_id).is_not(None),
+        )
         .group_by(
             col(Participant.agency_id),
             col(Conference.case_id),
             col(Participant.representative_id),
         )
-        .subquery()
+        .subquery("per_person")
     )
+    named_n = case((per_person.c.person.is_not(None), per_person.c.n), else_=0)
     per_case = (
-        select(
+        select(  # type: ignore[call-overload]
             per_person.c.agency_id,
-            func.sum(per_person.c.n).label("named"),
-            func.max(per_person.c.n).label("same"),
+            func.sum(per_person.c.n).label("all"),
+            func.sum(named_n).label("named"),
+            func.max(named_n).label("same"),
         )
         .group_by(per_person.c.agency_id, per_person.c.case_id)
-        .subquery()
+        .subquery("per_case")
     )
-    named = {
-        agency_id: (int(n), int(same))
-        for agency_id, n, same in session.exec(
-            select(  # type: ignore[call-overload]
-                per_case.c.agency_id, func.sum(per_case.c.named), func.sum(per_case.c.same)
-            ).group_by(per_case.c.agency_id)
-        ).all()
-    }
-    totals = session.exec(
-        select(Agency.id, Agency.code, func.count())  # type: ignore[call-overload]
-        .join(Participant, col(Participant.agency_id) == col(Agency.id))
-        .where(professional)
-        .group_by(col(Agency.id), col(Agency.code))
+    rows = session.exec(
+        select(  # type: ignore[call-overload]
+            Agency.code,
+            func.sum(per_case.c["all"]),
+            func.sum(per_case.c.named),
+            func.sum(per_case.c.same),
+        )
+        .join(Agency, col(Agency.id) == per_case.c.agency_id)
+        .group_by(Agency.code)
         .order_by(Agency.code)
     ).all()
-    return [
-        ContinuityRow(code, int(n), *named.get(agency_id, (0, 0))) for agency_id, code, n in totals
-    ]
+    return [ContinuityRow(code, int(n), int(named), int(same)) for code, n, named, same in rows]
 
 
 # --- the quarter -------------------------------------------------------------------------------
@@ -618,28 +663,100 @@ def stage_at(at: datetime) -> Any:
 def stages_over_quarters(
     session: Session, *, now: datetime, quarters: int = 4
 ) -> list[StageSnapshot]:
-    """Open cases by stage at the end of each of the last `quarters` quarters, and now."""
+    """Open cases by stage at the end of each of the last `quarters` quarters, and now.
+
+    A case's stage at a point is what `stage_at` says, counted without looking a stage up per
+    case and point: a case alive at a point starts from the stage its first change came from,
+    and each change up to the point adds the stage it went to and takes away the one before it
+    (the sum telescopes to the last change's stage). So each case and each change is read once,
+    grouped by the range of points it counts for.
+    """
     first, _ = quarter_of(now.date())
-    ends = [
+    points = [
         (quarter_label(add_months(first, -3 * k)), _midnight(add_months(first, -3 * k + 3)))
         for k in range(quarters, 0, -1)
+    ] + [("now", now)]
+
+    def first_point_from(moment: Any) -> Any:
+        """Index of the first point at or after `moment`; len(points) if none (or NULL)."""
+        return case(
+            *((moment <= literal(at, UTCDateTime), i) for i, (_, at) in enumerate(points)),
+            else_=len(points),
+        )
+
+    alive_from, alive_until = first_point_from(Case.created_at), first_point_from(Case.closed_at)
+    changes = select(  # type: ignore[call-overload]
+        col(StageChange.case_id).label("case_id"),
+        col(StageChange.from_stage).label("from_stage"),
+        col(StageChange.to_stage).label("to_stage"),
+        col(StageChange.at).label("at"),
+        func.lag(col(StageChange.to_stage))
+        .over(
+            partition_by=col(StageChange.case_id),
+            order_by=(col(StageChange.at), col(StageChange.id)),
+        )
+        .label("before"),
+    ).subquery("changes")
+    relevant = or_(col(Case.closed_at).is_(None), col(Case.closed_at) > points[0][1])
+    # Buckets are computed inside and grouped on outside: PostgreSQL would not match the same
+    # parameterised CASE written twice.
+    change_buckets = (
+        select(  # type: ignore[call-overload]
+            changes.c.from_stage,
+            changes.c.to_stage,
+            changes.c.before,
+            first_point_from(changes.c.at).label("since"),
+            alive_from.label("born"),
+            alive_until.label("gone"),
+        )
+        .join(Case, col(Case.id) == changes.c.case_id)
+        .where(relevant)
+        .subquery("change_buckets")
+    )
+    by_change = session.exec(
+        select(*change_buckets.c, func.count()).group_by(*change_buckets.c)  # type: ignore[call-overload]
+    ).all()
+    unchanged_buckets = (
+        select(  # type: ignore[call-overload]
+            case((col(Case.status) == CaseStatus.open, col(Case.stage)), else_=None).label("stage"),
+            alive_from.label("born"),
+            alive_until.label("gone"),
+        )
+        .where(
+            relevant,
+            ~select(StageChange.id)
+            .where(col(StageChange.case_id) == col(Case.id))
+            .correlate(Case)
+            .exists(),
+        )
+        .subquery("unchanged_buckets")
+    )
+    unchanged = session.exec(
+        select(*unchanged_buckets.c, func.count()).group_by(*unchanged_buckets.c)  # type: ignore[call-overload]
+    ).all()
+    totals: list[Counter[str | None]] = [Counter() for _ in points]
+
+    def add(stage: str | None, lo: int, hi: int, n: int) -> None:
+        for i in range(lo, hi):
+            totals[i][stage] += n
+
+    for from_stage, to_stage, before, since, born, gone, n in by_change:
+        if before is None:  # the case's first change: where it was before any
+            add(str(from_stage), born, gone, n)
+            before = from_stage
+        add(str(to_stage), max(since, born), gone, n)
+        add(str(before), max(since, born), gone, -n)
+    for stage, born, gone, n in unchanged:
+        add(str(stage) if stage is not None else None, born, gone, n)
+    return [
+        StageSnapshot(
+            label,
+            at,
+            {s: n for s, n in sorted(t.items(), key=str) if s is not None and n},
+            t[None],
+        )
+        for (label, at), t in zip(points, totals, strict=True)
     ]
-    points = [(label, end) for label, end in ends] + [("now", now)]
-    snapshots = []
-    for label, at in points:
-        stage = stage_at(at).label("stage_then")
-        rows = session.exec(
-            select(stage, func.count())  # type: ignore[call-overload]
-            .where(
-                col(Case.created_at) <= at,
-                or_(col(Case.closed_at).is_(None), col(Case.closed_at) > at),
-            )
-            .group_by(stage)
-        ).all()
-        counts = {str(s): int(n) for s, n in rows if s is not None}
-        unknown = sum(int(n) for s, n in rows if s is None)
-        snapshots.append(StageSnapshot(label, at, counts, unknown))
-    return snapshots
 
 
 def placement(session: Session, *, case_id: int) -> tuple[str | None, str | None]:

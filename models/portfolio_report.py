@@ -69,7 +69,7 @@ def build_report(
         "caseconf-reviews": reviews_markdown(figures.reviews(session, now=now), now=now),
         "caseconf-actions": actions_markdown(figures.actions(session, today=now.date()), now=now),
         "caseconf-delivery": delivery_markdown(figures.delivery(session, now=now), now=now),
-        "caseconf-continuity": continuity_markdown(figures.continuity(session), now=now),
+        "caseconf-continuity": continuity_markdown(figures.continuity(session, now=now), now=now),
         "caseconf-quarter": quarter_markdown(quarters, now=now),
     }
 

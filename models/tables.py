@@ -3,8 +3,20 @@
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, String, TypeDecorator, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel
 
 from models.vocabulary import (
@@ -107,6 +119,12 @@ class Case(SQLModel, table=True):
             sqlite_where=text("status = 'open'"),
             postgresql_where=text("status = 'open'"),
         ),
+        # The portfolio report (models.portfolio): open cases by phase, referrals and closures
+        # by date, repeat referrals by file number whatever the case's status.
+        Index("ix_case_status_phase", "status", "phase"),
+        Index("ix_case_created_at", "created_at"),
+        Index("ix_case_closed_at", "closed_at"),
+        Index("ix_case_file_number", "referring_agency_id", "referral_file_number"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -129,10 +147,38 @@ class Case(SQLModel, table=True):
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
     closed_at: datetime | None = _when(default=None)
+    # When the case entered its current phase: what "waiting since" means. A transfer or a stage
+    # move touches `updated_at` but not this (kept by `_keep_phase_since` on every flush). NULL
+    # only for rows written around the ORM; they read as `updated_at`.
+    phase_since: datetime | None = _when(default=None)
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _keep_phase_since(session: OrmSession, context: Any, instances: Any) -> None:
+    """A case entering a phase records when: the `updated_at` the change came with (the step's
+    own "now"), else the clock."""
+    for case in (*session.new, *session.dirty):
+        if not isinstance(case, Case):
+            continue
+        state = inspect(case)
+        if case in session.new:
+            if case.phase_since is None:
+                case.phase_since = case.updated_at
+            continue
+        phase = state.attrs.phase.history
+        if not phase.added or (phase.deleted and phase.deleted[0] == phase.added[0]):
+            continue
+        if state.attrs.phase_since.history.added:
+            continue  # set by hand along with the phase
+        updated = state.attrs.updated_at.history
+        case.phase_since = case.updated_at if updated.added else utcnow()
 
 
 class StageChange(SQLModel, table=True):
     """Append-only history of a case's moves along the continuum, transfers and closure."""
+
+    # A case's stage at past dates (the portfolio's picture) walks its changes in time order.
+    __table_args__ = (Index("ix_stagechange_case_id_at", "case_id", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
@@ -150,7 +196,12 @@ class StageChange(SQLModel, table=True):
 class Conference(SQLModel, table=True):
     """One conference cycle of a case: preparation, the phases, release."""
 
-    __table_args__ = (UniqueConstraint("case_id", "cycle"),)
+    __table_args__ = (
+        UniqueConstraint("case_id", "cycle"),
+        # The portfolio report: conferences held in a quarter, and those of the last months.
+        Index("ix_conference_released_at", "released_at"),
+        Index("ix_conference_created_at", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
@@ -170,6 +221,18 @@ class Conference(SQLModel, table=True):
 class Participant(SQLModel, table=True):
     """Who takes part in a conference, in which role, and the rule that put them there."""
 
+    # The portfolio report reads conferences' participants by role (every case's lead, the
+    # coordinators, continuity) from the index alone, without reading the rows.
+    __table_args__ = (
+        Index(
+            "ix_participant_conference_role",
+            "conference_id",
+            "role",
+            "agency_id",
+            "representative_id",
+        ),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     conference_id: int = Field(foreign_key="conference.id", index=True)
     agency_id: int | None = Field(default=None, foreign_key="agency.id")
@@ -187,6 +250,8 @@ class Participant(SQLModel, table=True):
 
 class ConsentRecord(SQLModel, table=True):
     """One entry of the consent ledger: appended, never edited or deleted."""
+
+    __table_args__ = (Index("ix_consentrecord_recorded_at", "recorded_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
@@ -228,6 +293,11 @@ class PlanItem(SQLModel, table=True):
 class ActionItem(SQLModel, table=True):
     """An action agreed at a conference, owned by one agency, with a due date."""
 
+    # Open actions by owner agency (the portfolio report) without reading the done ones.
+    __table_args__ = (
+        Index("ix_actionitem_status_owner", "status", "owner_agency_id", "due_on", "case_id"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
     conference_id: int = Field(foreign_key="conference.id")
@@ -246,6 +316,9 @@ class ActionItem(SQLModel, table=True):
 
 class Review(SQLModel, table=True):
     """A scheduled review conference: a future Prefect flow run until it falls due."""
+
+    # Reviews coming and overdue (the portfolio report): by status, then due date.
+    __table_args__ = (Index("ix_review_status_due_at", "status", "due_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)

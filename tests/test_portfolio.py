@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from models.directory import load_directory, sync_directory
-from models.portfolio import WAITING_PHASES, add_months, quarter_of
+from models.portfolio import CONTINUITY_WINDOW, WAITING_PHASES, add_months, quarter_of
 from models.portfolio_report import ARTIFACTS, build_report
 from models.tables import (
     ActionItem,
@@ -33,6 +33,7 @@ from models.tables import (
     Review,
     StageChange,
 )
+from models.vocabulary import Phase
 
 pytestmark = pytest.mark.database
 
@@ -333,10 +334,17 @@ def scenario(session: Session) -> dict[str, Case]:
         stage="closed",
         status="closed",
         phase="closed",
-        days_ago=300,
+        days_ago=420,
         referral_file_number="W-REPEAT",
         closure_reason="plan_completed",
         closed_at=NOW - timedelta(days=100),
+    )
+    # A conference before the continuity window: its participations are not counted.
+    w.conference(
+        closed,
+        starts=NOW - timedelta(days=400),
+        released=NOW - timedelta(days=400),
+        people={"jva-wien": ("core", "jva-wien-2"), "dsn": ("core", None)},
     )
     made["closed"] = closed
     made["repeat"] = w.case(
@@ -395,12 +403,15 @@ def test_each_artifact_matches_the_database(session: Session) -> None:
         late = sum(
             1
             for c in waits
-            if c.phase == step and step in LATE and c.updated_at < NOW - timedelta(days=LATE[step])
+            if c.phase == step
+            and step in LATE
+            and c.phase_since is not None
+            and c.phase_since < NOW - timedelta(days=LATE[step])
         )
         assert by_step[step] == (sum(1 for c in waits if c.phase == step), late)
     listed = table(waiting, "### Oldest first")
     order = [r[0] for r in listed]
-    expected = sorted(waits, key=lambda c: (c.updated_at, c.reference))[: len(order)]
+    expected = sorted(waits, key=lambda c: (c.phase_since, c.reference))[: len(order)]
     assert order == [c.reference for c in expected]
     row = {r[0]: r for r in listed}
     assert row[made["late"].reference][5] == "**late**"
@@ -476,11 +487,16 @@ def test_each_artifact_matches_the_database(session: Session) -> None:
     assert +got == expected_delivery
     assert got[("dsn", "email", "failed")] >= 1 and got[("jva-wien", "email", "retried")] >= 1
 
-    # caseconf-continuity: per agency, summed over cases.
+    # caseconf-continuity: per agency, summed over cases, conferences of the last 12 months.
     continuity_md = out["caseconf-continuity"]
     conferences = {c.id: c for c in session.exec(select(Conference))}
     professional = {"lead", "coordinator", "core", "case_dependent", "observer"}
-    parts = [p for p in session.exec(select(Participant)) if p.role in professional]
+    recent = {i for i, c in conferences.items() if c.created_at >= NOW - CONTINUITY_WINDOW}
+    parts = [
+        p
+        for p in session.exec(select(Participant))
+        if p.role in professional and p.conference_id in recent and p.agency_id is not None
+    ]
     expected_cont = {}
     for agency in {p.agency_id for p in parts}:
         mine = [p for p in parts if p.agency_id == agency]
@@ -494,6 +510,17 @@ def test_each_artifact_matches_the_database(session: Session) -> None:
         share = "n/a" if not named else f"{same / len(named):.0%}"
         expected_cont[codes[agency].code] = [str(len(mine)), str(len(named)), share]
     assert {r[0].strip("`"): r[1:] for r in table(continuity_md)} == expected_cont
+    # The conference before the window counts nowhere (it adds to both agencies' participations).
+    old = {c for c in conferences if c not in recent}
+    assert old and all(
+        int(expected_cont[code][0])
+        < sum(
+            1
+            for p in session.exec(select(Participant))
+            if p.role in professional and codes[p.agency_id].code == code
+        )
+        for code in ("jva-wien", "dsn")
+    )
     # The transferred case's coordinator changed person between its two conferences: 50%.
 
     # caseconf-quarter: this quarter and the one before.
@@ -598,3 +625,27 @@ def test_quarters_are_calendar_quarters() -> None:
     assert quarter_of(date(2026, 12, 31)) == (date(2026, 10, 1), date(2027, 1, 1))
     assert add_months(date(2026, 1, 1), -3) == date(2025, 10, 1)
     assert re.fullmatch(r"\d{4}-Q[1-4]", "2026-Q2")
+
+
+def test_waiting_since_is_when_the_case_reached_its_step(session: Session) -> None:
+    """A transfer or a stage move touches the record but not how long the case has waited; a
+    new step starts the wait again, from the step's own "now"."""
+    w = World(session)
+    entered = NOW - timedelta(days=9)
+    case = w.case(phase="preparation", updated_at=entered)
+    session.flush()
+    assert case.phase_since == entered
+    case.area, case.updated_at = "Wien", NOW - timedelta(days=1)  # a transfer
+    session.add(case)
+    session.flush()
+    session.refresh(case)
+    assert case.phase_since == entered
+    row = {r[0]: r for r in table(report(session)["caseconf-waiting"], "### Oldest first")}
+    if case.reference in row:  # listed among the oldest: since the step, and late
+        assert row[case.reference][2] == entered.strftime("%Y-%m-%d %H:%M")
+        assert row[case.reference][5] == "**late**"
+    case.phase, case.updated_at = Phase.stakeholders, NOW - timedelta(hours=2)
+    session.add(case)
+    session.flush()
+    session.refresh(case)
+    assert case.phase_since == NOW - timedelta(hours=2)
