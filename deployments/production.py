@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from datetime import timedelta
+from typing import cast
 
 from prefect import flow, get_run_logger
 from prefect.automations import Automation
@@ -84,7 +85,7 @@ def ensure_crash_detection() -> str:
     """Create the automation, or bring an existing one (same name) to this definition."""
     wanted = crash_automation()
     try:
-        existing = Automation.read(name=CRASH_AUTOMATION)
+        existing = cast(Automation, Automation.read(name=CRASH_AUTOMATION))
     except ValueError:
         wanted.create()
         return "created"
@@ -146,6 +147,25 @@ async def _register_block_types() -> None:
         await session.commit()
 
 
+def same_forms_as_serve() -> int:
+    """Give each registered deployment the parameter schema `serve` gives it (serve adds the
+    directory's choices to the generated one), so the run forms are the same in both."""
+    from prefect.client.schemas.actions import DeploymentUpdate
+
+    from deployments.serve import deployments
+
+    served = deployments()
+    with get_client(sync_client=True) as client:
+        for deployment in served:
+            registered = client.read_deployment_by_name(f"{deployment.flow_name}/{deployment.name}")
+            # What RunnerDeployment.apply() sends under serve.
+            schema = deployment._parameter_openapi_schema.model_dump(exclude_unset=True)
+            client.update_deployment(
+                registered.id, DeploymentUpdate(parameter_openapi_schema=schema)
+            )
+    return len(served)
+
+
 def migrate() -> int:
     """Prefect's database, then caseconf's: the API replicas cannot start before (they write
     Prefect's block types at start-up) and never migrate on start themselves."""
@@ -172,6 +192,7 @@ def setup() -> int:
     print(f"caseconf setup: crash detection {ensure_crash_detection()}", flush=True)
     prefect = os.path.join(os.path.dirname(sys.executable), "prefect")
     _run(prefect, "--no-prompt", "deploy", "--all", "--prefect-file", "prefect.yaml")
+    print(f"caseconf setup: forms as under serve for {same_forms_as_serve()} deployment(s)")
     print("caseconf setup: done", flush=True)
     return 0
 

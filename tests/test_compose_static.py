@@ -169,7 +169,8 @@ def prefect_yaml() -> dict[str, Any]:
     return dict(yaml.safe_load((ROOT / "prefect.yaml").read_text()))
 
 
-def test_prefect_yaml_has_every_served_deployment_with_the_same_parameters() -> None:
+def test_prefect_yaml_has_every_served_deployment_with_the_same_parameters(database: str) -> None:
+    """(`serve` reads the directory as it builds its deployments: hence the database.)"""
     from prefect.flows import load_flow_from_entrypoint
 
     from deployments.serve import deployments

@@ -139,6 +139,24 @@ def http(url: str, auth: str | None, body: dict | None = None) -> int:
         return int(error.code)
 
 
+def test_deployments_from_prefect_yaml_match_serve(stack, database: str) -> None:
+    """Same names, flows, tags, schedules and run forms as `python -m deployments serve` (whose
+    forms carry the directory's choices: `database` holds the same demo directory)."""
+    from deployments.serve import deployments
+
+    up, _, _ = stack
+    with up.api_settings(up.api_urls[0]), get_client(sync_client=True) as client:
+        for served in deployments():
+            registered = client.read_deployment_by_name(f"{served.flow_name}/{served.name}")
+            assert registered.work_pool_name == "caseconf", served.name
+            assert registered.tags == served.tags, served.name
+            assert registered.parameter_openapi_schema == (
+                served._parameter_openapi_schema.model_dump(exclude_unset=True)
+            ), served.name
+            intervals = [getattr(s.schedule, "interval", None) for s in registered.schedules]
+            assert intervals == [getattr(s.schedule, "interval", None) for s in served.schedules]
+
+
 def test_a_case_survives_a_lost_replica_and_a_killed_worker(stack) -> None:
     up, mail, chat = stack
     a, b = up.api_urls
