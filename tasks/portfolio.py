@@ -46,11 +46,18 @@ def refresh_timeline(step_key: str) -> int | None:
         effect = session.exec(select(Effect).where(Effect.key == step_key)).first()
         if effect is None or effect.case_id is None:
             return None
-        case = cases.get_case(session, effect.case_id)
-        moment = now()
-        markdown = timeline_markdown(case, timeline(session, case=case), now=moment)
-        key, case_id = artifact_key(case.reference), effect.case_id
+        case_id = effect.case_id
+    publish_timeline(case_id)
+    return case_id
+
+
+def publish_timeline(case_id: int) -> None:
+    """Publish the case's timeline artifact as the record stands now (inside a flow or task run:
+    the artifact links to it)."""
+    with session_scope() as session:
+        case = cases.get_case(session, case_id)
+        markdown = timeline_markdown(case, timeline(session, case=case), now=now())
+        key = artifact_key(case.reference)
     create_markdown_artifact(
         key=key, markdown=markdown, description="caseconf: the case's story across its runs"
     )
-    return case_id

@@ -2,7 +2,7 @@
 
 from datetime import date
 
-from prefect import task
+from prefect import get_run_logger, task
 
 from models import cases, conference, release, review
 from models.audit import audit
@@ -10,6 +10,7 @@ from models.database import session_scope
 from models.ledger import record, recorded
 from models.vocabulary import Phase
 from tasks.policies import DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES, now
+from tasks.portfolio import publish_timeline
 from tasks.runs import start_cycle_run
 
 
@@ -66,4 +67,8 @@ def schedule_review(case_id: int, conference_id: int, review_on: date) -> str:
         case = cases.get_case(session, case_id)
         cases.set_phase(session, case=case, phase=Phase.review_scheduled, now=now())
         session.add(stored)
+    try:  # the cycle ends here: its timeline shows the review (a view: never fail for it)
+        publish_timeline(case_id)
+    except Exception:
+        get_run_logger().warning("case %s: timeline not refreshed after the review.", case_id)
     return flow_run

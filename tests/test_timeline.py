@@ -97,3 +97,43 @@ def test_tags_follow_the_case_and_the_timeline_links_its_runs(
             assert client.read_flow_run(run_id).name.startswith(reference)
     assert "Transferred: lead `neustart-wien` (lead_agency_change)" in markdown
     assert "Review 1 planned for" in markdown and "First conference (security)" in markdown
+
+
+def test_scheduling_the_review_refreshes_the_timeline(database: str, prefect_server: Any) -> None:
+    """The cycle's last step is scheduling the review, after the decision: the timeline shows it
+    without waiting for the next accepted step."""
+    from prefect import flow
+    from prefect.artifacts import Artifact
+
+    from models.timeline import artifact_key
+    from tasks.release import schedule_review
+
+    case_review.to_deployment(name="review").apply()
+    now = datetime.now(UTC)
+    reference = f"CASE-2026-R{now.strftime('%H%M%S%f')[:8]}"
+    with Session(get_engine(database), expire_on_commit=False) as session:
+        world = World(session)
+        case = world.case(
+            reference=reference,
+            referral_file_number=f"T-{reference}",
+            phase="release",
+            conference_type="security",
+        )
+        held = world.conference(
+            case, starts=now - timedelta(days=1), released=now - timedelta(hours=1)
+        )
+        session.commit()
+        case_id, conference_id = case.id, held.id
+    assert case_id is not None and conference_id is not None
+    review_on = (now + timedelta(days=60)).date()
+
+    @flow(name="test-end-of-cycle")
+    def end_of_cycle() -> str:
+        return schedule_review(case_id, conference_id, review_on)
+
+    run_id = end_of_cycle()
+    artifact = Artifact.get(artifact_key(reference))
+    assert artifact is not None and isinstance(artifact.data, str)
+    assert f"Review 1 planned for {review_on}" in artifact.data
+    assert f"[run](/runs/flow-run/{run_id})" in artifact.data  # the review's run, linked
+    assert "phase **review_scheduled**" in artifact.data
