@@ -15,7 +15,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv install migrate load run test lint format bench clean
+.PHONY: help venv install migrate load run test lint format bench faults clean
 
 help:
 	@echo "make run      install, migrate, load demo data, start Prefect (UI on http://127.0.0.1:4200), serve flows"
@@ -25,6 +25,7 @@ help:
 	@echo "make migrate  bring caseconf's database to the newest revision"
 	@echo "make load     load the demo profile(s) and agency directory"
 	@echo "make bench    run bench/: invitations, history (BENCH_ARGS=\"history --rounds 3\" for one)"
+	@echo "make faults   crash every task boundary, fuzz every form; writes docs/reliability.md (long)"
 	@echo "make clean    remove var/ and caches (keeps .venv)"
 
 # --- environment -------------------------------------------------------------
@@ -79,6 +80,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Crash injection at every task boundary of both conference types, and the form fuzzing with
+# more examples; writes docs/reliability.md. Long (about a minute per boundary): not in `make test`,
+# which runs a fast subset (tests/test_crash_points.py, tests/test_fuzz_forms.py).
+faults: $(STAMP)
+	env -u CASECONF_TEST_DATABASE_URL $(BIN)/python -m tests.faults $(FAULTS_ARGS)
 
 bench: $(STAMP)
 	@if [ -f bench/__main__.py ]; then \
