@@ -132,6 +132,9 @@ def run_pytest(tmp: Path, tests: list[str], **env: str) -> tuple[int, Counter[st
 
 
 def commit() -> str:
+    """The commit under test (CASECONF_FAULTS_COMMIT when run from an export of it)."""
+    if os.environ.get("CASECONF_FAULTS_COMMIT"):
+        return os.environ["CASECONF_FAULTS_COMMIT"]
     done = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     )
