@@ -41,7 +41,9 @@ ARTIFACTS = {
     "caseconf-reviews": "Reviews in the next 30 days and overdue",
     "caseconf-actions": "Open and overdue actions by owner agency",
     "caseconf-delivery": "Failed and retried messages by agency and channel",
-    "caseconf-continuity": "Share of conferences attended by the same person, per agency",
+    "caseconf-continuity": (
+        "Share of conferences attended by the same person, per agency (last 12 months)"
+    ),
     "caseconf-quarter": "The quarter's figures",
 }
 
@@ -209,8 +211,9 @@ def waiting_markdown(report: WaitingReport, *, now: datetime) -> str:
             lines += ["", f"_and {more} more._"]
     lines += [
         "",
-        "_Waiting since: the last change to the case's record. Who acts: the agency "
-        "coordinating the current conference, else the referring agency._",
+        "_Waiting since: when the case reached this step (a transfer or a stage move does not "
+        "reset it). Who acts: the agency coordinating the current conference, else the "
+        "referring agency._",
     ]
     return "\n".join(lines) + "\n"
 
@@ -282,8 +285,9 @@ def continuity_markdown(rows: list[ContinuityRow], *, now: datetime) -> str:
     if not rows:
         return "\n".join([*lines, "No conference participants recorded yet."]) + "\n"
     lines += [
-        "Same person: of the participations with a named representative, the share attended "
-        "by the person who most often represents the agency in that case.",
+        "Conferences prepared in the last 12 months. Same person: of the participations with a "
+        "named representative, the share attended by the person who most often represents the "
+        "agency in that case.",
         "",
         "| Agency | Participations | Named | Same person |",
         "|---|---:|---:|---:|",
