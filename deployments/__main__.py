@@ -67,7 +67,28 @@ def load() -> int:
         f"caseconf: profiles {', '.join(names)} valid; "
         f"{len(directory.agencies)} agencies loaded from {settings.directory}"
     )
+    refresh_choices()
     return 0
+
+
+def refresh_choices() -> None:
+    """The served deployments' parameter forms offer the directory's agencies, representatives
+    and profiles: register them anew where a Prefect server already has the deployments (a
+    running `serve` keeps going); without one, `serve` builds them when it starts."""
+    try:
+        from deployments.parameters import refresh_registered
+        from deployments.serve import FLOWS, deployments
+
+        updated = refresh_registered(deployments(), FLOWS)
+    except Exception as error:  # no server yet is the usual case
+        print(
+            "caseconf: the deployments' parameter choices were not refreshed "
+            f"({type(error).__name__}); `serve` builds them when it starts",
+            file=sys.stderr,
+        )
+        return
+    if updated:
+        print(f"caseconf: parameter choices refreshed on {updated} deployments")
 
 
 def resend() -> int:
@@ -153,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         "runs cancelled outside caseconf",
     )
     sub.add_parser("resend", help="send again every message that failed, once each")
+    sub.add_parser(
+        "move-to-workers",
+        help="after serve is stopped and the pool's deployments registered: replace every run "
+        "that waits under serve by one on the caseconf work pool (docs/operations.md)",
+    )
     summary = sub.add_parser(
         "consent-summary", help="print the client's one-page summary of what is shared with whom"
     )
@@ -176,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         return print_continuity(args.case_reference)
     if args.command == "resend":
         return resend()
+    if args.command == "move-to-workers":
+        from deployments.pool_move import main as move_to_workers
+
+        return move_to_workers()
     if args.command == "recover":
         from deployments.recovery import reconcile_reviews, recover_cases
 

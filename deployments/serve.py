@@ -7,6 +7,7 @@ from typing import Any, cast
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
+from deployments.parameters import with_parameter_choices
 from deployments.recovery import reconcile_reviews, recover_cases
 from flows.close import case_close
 from flows.coordination import record_handover, reschedule_conference, withdraw_consent_flow
@@ -17,6 +18,23 @@ from flows.review import case_review
 from flows.review_plan import change_review_plan
 from flows.stage import move_stage, transfer_case
 from models.settings import get_settings
+
+FLOWS = {
+    f.name: f
+    for f in (
+        case_lifecycle,
+        case_review,
+        case_close,
+        reschedule_conference,
+        record_handover,
+        withdraw_consent_flow,
+        move_stage,
+        transfer_case,
+        change_review_plan,
+        notifications_sweep,
+        portfolio_report,
+    )
+}
 
 
 def deployments() -> list[RunnerDeployment]:
@@ -84,7 +102,10 @@ def deployments() -> list[RunnerDeployment]:
             tags=["caseconf"],
         ),
     ]
-    return [cast(RunnerDeployment, d) for d in made]
+    served = [cast(RunnerDeployment, d) for d in made]
+    # Agencies, representatives and profiles as choices, read from the directory now.
+    with_parameter_choices(served, FLOWS)
+    return served
 
 
 def poll() -> dict[str, Any]:

@@ -3,8 +3,8 @@
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.forms import Closure
 from flows.notifications import deliver_messages
+from models.forms import Closure
 from tasks.closure import close
 from tasks.reviews import cancel_runs
 

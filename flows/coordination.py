@@ -2,8 +2,8 @@
 
 from prefect import flow
 
-from flows.forms import ConsentWithdrawal, Handover, Reschedule
 from flows.notifications import deliver_messages
+from models.forms import ConsentWithdrawal, Handover, Reschedule
 from tasks.coordination import handover, reschedule, withdraw_consent
 from tasks.runs import restart_waiting_run
 

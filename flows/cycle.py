@@ -6,7 +6,11 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.runtime import flow_run
 
-from flows.forms import (
+from flows.notifications import deliver_messages
+from flows.timeline import ask  # flows.steps.ask, and the timeline refreshed per step
+from models.cases import CaseView
+from models.conference import ConferenceView
+from models.forms import (
     ActionReview,
     Consent,
     ConsentRefused,
@@ -16,12 +20,9 @@ from flows.forms import (
     Preparation,
     Stakeholders,
 )
-from flows.notifications import deliver_messages
-from flows.timeline import ask  # flows.steps.ask, and the timeline refreshed per step
-from models.cases import CaseView
-from models.conference import ConferenceView
 from models.profile import Profile, load_profile
 from models.vocabulary import ClosureReason, ConferenceType, Phase
+from tasks.choices import acting_choices, decision_choices, information_choices
 from tasks.conference import (
     NO_PLAN,
     close_after_decision,
@@ -41,7 +42,12 @@ from tasks.referral import case_view, conference_defaults
 from tasks.release import release_decision, schedule_review
 from tasks.runs import label_run, register_run
 from tasks.stages import next_conference_default
-from tasks.stakeholders import confirm_participants, describe_proposal, publish_continuity
+from tasks.stakeholders import (
+    confirm_participants,
+    describe_proposal,
+    publish_continuity,
+    stakeholder_choices,
+)
 from tasks.steps import step_answered
 
 
@@ -80,6 +86,7 @@ def run_cycle(case_id: int) -> str:
             "time_zone": time_zone,
             "starts_at": starts_at,
         },
+        choices=acting_choices,
     )
     conference_id = int(prepared["conference_id"])
     conference = conference_view(conference_id)
@@ -98,6 +105,7 @@ def run_cycle(case_id: int) -> str:
                 "to you; a refusal needs no reason from the client."
             ),
             apply=lambda answer, attempt: record_consent(key, attempt, case_id, answer),
+            choices=acting_choices,
         )
     if not _consent_holds(case, case_id, conference_id, profile, Phase.stakeholders):
         return "closed"
@@ -122,6 +130,7 @@ def run_cycle(case_id: int) -> str:
             key, attempt, case_id, conference_id, answer
         ),
         defaults={"intermediary": intermediary, "representatives": representatives},
+        choices=lambda: stakeholder_choices(case_id, conference_id),
     )
     if not _consent_holds(case, case_id, conference_id, profile, Phase.invitation):
         return "closed"
@@ -197,6 +206,7 @@ def _after_consent_stopped(case: CaseView, case_id: int, conference_id: int) -> 
             "security case, without client and family, or close. Say why."
         ),
         apply=lambda answer, attempt: after_refusal(key, attempt, case_id, conference_id, answer),
+        choices=acting_choices,
     )
     return answered["next_step"] != "close_case"
 
@@ -231,6 +241,7 @@ def _confirm_security_list(case: CaseView, case_id: int, conference_id: int) -> 
             key, attempt, case_id, conference_id, answer
         ),
         defaults={"representatives": representatives},
+        choices=lambda: stakeholder_choices(case_id, conference_id),
     )
     deliver_messages(case_id, case.reference)
 
@@ -246,6 +257,7 @@ def _review_actions(case: CaseView, case_id: int) -> None:
             "(with a new due date).\n\n" + describe_open_actions(case_id)
         ),
         apply=lambda answer, attempt: review_actions(key, attempt, case_id, answer),
+        choices=acting_choices,
     )
 
 
@@ -262,6 +274,7 @@ def _family_only(case: CaseView, case_id: int, conference_id: int) -> None:
         apply=lambda answer, attempt: record_family_plan(
             key, attempt, case_id, conference_id, answer
         ),
+        choices=acting_choices,
     )
 
 
@@ -274,8 +287,9 @@ def _information(case: CaseView, case_id: int, conference_id: int) -> None:
             f"### {case.reference}: the information phase\n"
             "Each agency contributes what it knows, one entry per item, with its "
             "classification:\n"
-            "- **restricted** (security conferences only): give only a *pointer*, which agency "
-            "holds what and where; caseconf never stores the content;\n"
+            "- **restricted** (security conferences only, from an agency cleared for it): give "
+            "only a *pointer*, which agency holds what and where; caseconf never stores the "
+            "content;\n"
             "- **professional**: a short summary for the professionals of this conference;\n"
             "- **shared**: a short summary that may also reach the client and family.\n\n"
             "Write no names."
@@ -283,6 +297,7 @@ def _information(case: CaseView, case_id: int, conference_id: int) -> None:
         apply=lambda answer, attempt: record_information(
             key, attempt, case_id, conference_id, answer
         ),
+        choices=lambda: information_choices(conference_id),
     )
 
 
@@ -313,5 +328,6 @@ def _decision(case: CaseView, case_id: int, conference_id: int) -> dict[str, Any
         ),
         apply=lambda answer, attempt: record_decision(key, attempt, case_id, conference_id, answer),
         defaults={"next_review_on": next_on},
+        choices=lambda: decision_choices(conference_id),
     )
     return decided

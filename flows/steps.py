@@ -6,21 +6,29 @@ from typing import Any, TypeVar
 import pydantic
 from prefect import get_run_logger, suspend_flow_run
 from prefect.input import RunInput
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
+from models.forms import Choices, with_choices
 from tasks.policies import StepOutcome
-from tasks.steps import forget_answers, refuse_step, step_answered, step_refusals
+from tasks.steps import forget_answers, forget_attempt, refuse_step, step_answered, step_refusals
 
-F = TypeVar("F", bound=RunInput)
+F = TypeVar("F", bound=BaseModel)
 
 
-def form_with(form: type[F], *, description: str, **defaults: Any) -> type[F]:
-    """The form with a Markdown description and pre-filled answers.
+def form_with(
+    form: type[F], *, description: str, choices: Choices | None = None, **defaults: Any
+) -> type[F]:
+    """The form as Prefect asks it: its choices, a Markdown description and pre-filled answers.
 
     `RunInput.with_initial_data` rebuilds pre-filled fields from their annotation alone and so
     drops their descriptions and constraints (prefect 3.9.1); this keeps every field's info.
+    The forms are plain pydantic models (models/forms.py); this makes each a `RunInput`.
     """
+    form = with_choices(form, choices or {})
+    if not issubclass(form, RunInput):
+        form = pydantic.create_model(form.__name__, __base__=(RunInput, form))  # type: ignore[call-overload,arg-type]
     fields: dict[str, Any] = {}
     for name, value in defaults.items():
         original = form.model_fields[name]
@@ -32,8 +40,8 @@ def form_with(form: type[F], *, description: str, **defaults: Any) -> type[F]:
             FieldInfo.merge_field_infos(original, default=default, validate_default=True),
         )
     model = pydantic.create_model(form.__name__, __base__=form, **fields)  # type: ignore[call-overload]
-    model._description = description
-    return model  # type: ignore[no-any-return]
+    model._description = description  # type: ignore[attr-defined]
+    return model  # type: ignore[no-any-return,return-value]
 
 
 def _with_refusal(description: str, reason: str | None, attempt: int) -> str:
@@ -52,8 +60,14 @@ def ask(
     description: str,
     apply: Callable[[F, int], StepOutcome],
     defaults: dict[str, Any] | None = None,
+    choices: Choices | Callable[[], Choices] | None = None,
+    notice: str | None = None,
 ) -> dict[str, Any]:
     """Ask a coordinator for `form` until an answer is accepted; returns the ids it wrote.
+
+    `choices` restrict text fields to codes (or a callable that reads them, called only when
+    the form is asked, never for a step the ledger answers);
+    `notice` goes above the description (a problem found before the first attempt).
 
     Each attempt suspends under its own key (`<step>-<attempt>`), so the replay after a resume
     meets each earlier suspension again and gets its answer back from Prefect. An accepted step
@@ -65,10 +79,17 @@ def ask(
         return done
     reasons = step_refusals(step_key)
     attempt = len(reasons)
+    offered = choices() if callable(choices) else choices
     while True:
         reason = reasons[-1] if reasons else None
+        text = _with_refusal(description, reason, attempt)
+        if notice and not reasons:
+            text = f"> **Not accepted as given:** {notice}\n\n{text}"
         model = form_with(
-            form, description=_with_refusal(description, reason, attempt), **(defaults or {})
+            form,
+            description=text,
+            choices=offered,
+            **(defaults or {}),
         )
         try:
             answer = suspend_flow_run(wait_for_input=model, key=f"{step_key}-{attempt}")
@@ -81,6 +102,9 @@ def ask(
         if outcome.result is not None:
             forget_answers(step_key)
             return outcome.result
+        # The refused answer is never read again (the next attempt has its own key): it leaves
+        # Prefect now, typed text and all, not when the step is finally accepted.
+        forget_attempt(step_key, attempt)
         get_run_logger().warning("Step %s attempt %d was refused; asking again.", step_key, attempt)
         reasons.append(outcome.refusal or "refused")
         attempt += 1

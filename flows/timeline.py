@@ -9,6 +9,7 @@ from prefect import get_run_logger
 
 from flows.steps import F
 from flows.steps import ask as ask_step
+from models.forms import Choices
 from tasks.policies import CHECK, StepOutcome
 from tasks.portfolio import refresh_timeline
 from tasks.runs import relabel_open_runs
@@ -21,6 +22,7 @@ def ask(
     description: str,
     apply: Callable[[F, int], StepOutcome],
     defaults: dict[str, Any] | None = None,
+    choices: Choices | Callable[[], Choices] | None = None,
 ) -> dict[str, Any]:
     """`flows.steps.ask`; an accepted answer refreshes the case's timeline (a replay, which
     answers from the ledger, does not)."""
@@ -44,4 +46,5 @@ def ask(
         description=description,
         apply=apply_and_tell,
         defaults=defaults,
+        choices=choices,
     )

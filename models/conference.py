@@ -319,7 +319,7 @@ def record_information(
         else:
             if not (entry.summary or "").strip():
                 problems.append(
-                    Problem(f"{field}.summary", "required for professional and shared items")
+                    Problem(f"{field}.summary", "required unless the item is restricted")
                 )
             if entry.pointer:
                 problems.append(

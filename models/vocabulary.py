@@ -221,3 +221,24 @@ class ReviewChangeReason(StrEnum):
     transferred = "transferred"
     review_not_needed = "review_not_needed"
     other = "other"
+
+
+class ConsentAnswer(StrEnum):
+    """The client's answer to taking part in a social-network conference (the consent form)."""
+
+    granted = "granted"
+    refused = "refused"
+
+
+class AfterRefusal(StrEnum):
+    """What follows a refused or withdrawn consent (the consent-refused form)."""
+
+    security = "continue_as_security"
+    close = "close_case"
+
+
+class HandoverRole(StrEnum):
+    """Whom an intermediary handed an invitation to (`case-handover/record`)."""
+
+    client = "client"
+    family = "family"

@@ -2,10 +2,10 @@
 
 from prefect import task
 
-from flows.forms import Closure
 from models import cases
 from models.conference import cancel_conference
 from models.database import session_scope
+from models.forms import Closure
 from models.invitations import queue_invitations
 from tasks.policies import DATABASE_RETRIES, now
 

@@ -5,11 +5,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prefect import task
 
-from flows.forms import ActionReview, Decision, FamilyPlan, Information, Preparation
 from models import actions, cases, conference, stages
 from models.audit import audit
 from models.database import session_scope
 from models.errors import Refusal
+from models.forms import ActionReview, Decision, FamilyPlan, Information, Preparation
 from models.profile import load_profile
 from models.vocabulary import CaseStatus, ClosureReason, ConferenceKind, ConferenceType, Phase
 from tasks.policies import CHECK, DATABASE_RETRIES, EFFECT, StepOutcome, apply_once, now

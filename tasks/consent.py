@@ -2,10 +2,10 @@
 
 from prefect import task
 
-from flows.forms import AfterRefusal, Consent, ConsentAnswer, ConsentRefused
 from models import cases, conference, consent
 from models.audit import audit
 from models.database import session_scope
+from models.forms import AfterRefusal, Consent, ConsentAnswer, ConsentRefused
 from models.profile import load_profile
 from models.vocabulary import ClosureReason, ConferenceType, ConsentDecision, ConsentScope, Phase
 from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now

@@ -4,11 +4,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prefect import task
 
-from flows.forms import ConsentWithdrawal, Handover, Reschedule
 from models import cases, conference, consent
 from models.audit import audit
 from models.database import session_scope
 from models.errors import Refusal
+from models.forms import ConsentWithdrawal, Handover, Reschedule
 from models.invitations import queue_invitations, record_handover
 from models.profile import load_profile
 from models.vocabulary import CaseStatus, ConferenceType, Role

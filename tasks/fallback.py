@@ -3,12 +3,12 @@
 from prefect import task
 from sqlmodel import Session, select
 
-from flows.forms import Stakeholders
 from models import cases
 from models.audit import audit
 from models.conference import get_conference, participants
 from models.database import session_scope
 from models.fallback import changes, describe_changes, reselect_as_security
+from models.forms import Stakeholders
 from models.participants import (
     last_representatives,
     named_representatives,

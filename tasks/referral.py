@@ -6,9 +6,10 @@ from zoneinfo import ZoneInfo
 from prefect import task
 from sqlmodel import select
 
-from flows.forms import Referral, ReferralDetails
 from models import cases
 from models.database import session_scope
+from models.errors import Refusal
+from models.forms import Referral, ReferralDetails
 from models.profile import ProfileError, load_profile
 from models.review import REVIEW_START
 from models.settings import get_settings
@@ -18,36 +19,47 @@ from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
 
 
 @task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
-def check_referral(referral: Referral) -> list[str]:
-    """Problems with the run's parameters, each naming the field (empty when all is well)."""
+def check_referral(referral: Referral) -> tuple[list[str], dict[str, str]]:
+    """Problems with the run's parameters, each naming the field, and the valid ones (to
+    pre-fill the referral form); never a value typed."""
     problems = []
+    valid: dict[str, str] = {}
     with session_scope() as session:
         agency = cases.agency_by_code(session, referral.referring_agency)
         if agency is None or not agency.active:
             problems.append("referral.referring_agency: not an active agency in the directory")
+        else:
+            valid["referring_agency"] = agency.code
     if referral.stage == Stage.closed:
         problems.append("referral.stage: a case cannot be referred as closed")
+    else:
+        valid["stage"] = str(referral.stage)
+    profile = referral.profile or get_settings().profile
     try:
-        load_profile(referral.profile or get_settings().profile)
+        load_profile(profile)
     except ProfileError:
         problems.append("referral.profile: no valid governance profile of this name")
-    return problems
+    else:
+        valid["profile"] = profile
+    return problems, valid
 
 
 @task(**DATABASE_RETRIES)
-def refer(
-    step_key: str, attempt: int, referral: Referral, answer: ReferralDetails, flow_run_id: str
-) -> StepOutcome:
+def refer(step_key: str, attempt: int, answer: ReferralDetails, flow_run_id: str) -> StepOutcome:
     settings = get_settings()
 
     def write(session) -> dict[str, int]:  # type: ignore[no-untyped-def]
+        try:
+            load_profile(answer.profile)
+        except ProfileError as error:
+            raise Refusal.of("profile", "no valid governance profile of this name") from error
         case = cases.refer_case(
             session,
-            referring_agency=referral.referring_agency,
+            referring_agency=answer.referring_agency,
             file_number=answer.file_number.strip(),
-            stage=referral.stage,
+            stage=Stage(answer.stage),
             needs=answer.needs,
-            profile=referral.profile or settings.profile,
+            profile=answer.profile,
             acting_representative_code=answer.acting_representative,
             reference_prefix=settings.reference_prefix,
             flow_run_id=flow_run_id,

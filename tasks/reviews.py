@@ -13,9 +13,9 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled
 from sqlmodel import col, select
 
-from flows.forms import ReviewChange
 from models import cases, review
 from models.database import session_scope
+from models.forms import ReviewChange
 from models.tables import Case, Review
 from models.vocabulary import CaseStatus, Phase, ReviewChangeReason, ReviewStatus
 from tasks.policies import CHECK, DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES, now

@@ -5,10 +5,10 @@ from datetime import date
 from prefect import task
 from pydantic import BaseModel
 
-from flows.forms import StageMove, Transfer
 from models import cases, review, stages
 from models.conference import get_conference
 from models.database import session_scope
+from models.forms import StageMove, Transfer
 from models.profile import load_profile
 from models.vocabulary import Phase, Stage
 from tasks.policies import CHECK, DATABASE_RETRIES, now

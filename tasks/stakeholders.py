@@ -4,12 +4,12 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from sqlmodel import Session, select
 
-from flows.forms import Stakeholders
-from models import cases, consent
+from models import cases, choices, consent
 from models.audit import audit
 from models.conference import get_conference
 from models.continuity import continuity, continuity_table
 from models.database import session_scope
+from models.forms import Choice, Stakeholders
 from models.participants import (
     last_representatives,
     named_representatives,
@@ -20,6 +20,7 @@ from models.participants import (
 from models.profile import Profile, load_profile
 from models.stakeholders import (
     AgencyView,
+    Proposal,
     Selection,
     apply_changes,
     coordinator_code,
@@ -88,6 +89,40 @@ def describe_proposal(
             session, agencies=[p.agency_code for p in selection.proposals], last=last
         )
         return text, default_intermediary(case, selection, agencies), representatives
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def stakeholder_choices(case_id: int, conference_id: int) -> dict[str, list[Choice]]:
+    """What the stakeholders form offers now (never cached: the directory may have changed)."""
+    with session_scope() as session:
+        case = cases.get_case(session, case_id)
+        conference = get_conference(session, conference_id)
+        profile, agencies, selection = _selection(session, case, conference)
+        return form_choices(session, case, conference, profile, agencies, selection.proposals)
+
+
+def form_choices(
+    session: Session,
+    case: Case,
+    conference: Conference,
+    profile: Profile,
+    agencies: list[AgencyView],
+    proposals: list[Proposal],
+) -> dict[str, list[Choice]]:
+    """The stakeholders form's choices for a proposal (also the security fallback's)."""
+    names = {a.code: a.name for a in session.exec(select(Agency))}
+    offered = choices.changes_accepted(
+        proposals,
+        profile=profile,
+        directory=agencies,
+        stage=Stage(case.stage),
+        conference_type=ConferenceType(conference.conference_type),
+        names=names,
+    )
+    codes = [code for code, _ in offered["representatives.agency"]]
+    offered["representatives.representative"] = choices.representatives(session, codes)
+    offered["acting_representative"] = choices.representatives(session)
+    return offered
 
 
 @task(**DATABASE_RETRIES)

@@ -49,6 +49,15 @@ def forget_answers(step_key: str) -> int:
     return forget_inputs(flow_run_id, prefix=f"suspended-{step_key}-")
 
 
+@task(cache_policy=EFFECT, persist_result=True, **OUTSIDE_RETRIES)
+def forget_attempt(step_key: str, attempt: int) -> int:
+    """Delete a refused attempt's form and answer from Prefect as soon as the refusal is
+    recorded: the next attempt has its own key, so nothing reads this one again."""
+    flow_run_id = get_run_context().task_run.flow_run_id  # type: ignore[union-attr]
+    assert flow_run_id is not None
+    return forget_inputs(flow_run_id, prefix=f"suspended-{step_key}-{attempt}-")
+
+
 @task(cache_policy=EFFECT, persist_result=True, **DATABASE_RETRIES)
 def refuse_step(step_key: str, attempt: int, reason: str) -> None:
     """Record that an answer could not even be read as the form, so the step is asked again."""

@@ -9,18 +9,20 @@ from typing import Any
 
 import pydantic
 import pytest
+from prefect.input import RunInput
 from prefect.input.run_input import create_v2_schema
 
-from flows.forms import (
+from flows.steps import form_with
+from models.forms import (
     ALL_FORMS,
     Closure,
     Decision,
+    Information,
     Preparation,
     Referral,
     ReferralDetails,
     Stakeholders,
 )
-from flows.steps import form_with
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "forms.json"
 
@@ -42,9 +44,46 @@ PREFILLED: dict[str, dict[str, Any]] = {
 }
 
 
+REPS = [("dsn-1", "for dsn"), ("jva-wien-1", "for jva-wien"), ("neustart-wien-1", "for neustart")]
+ACTING = {"acting_representative": REPS}
+# The choices the flow builds when it asks (see tasks/choices.py), fixed here likewise.
+CHOICES: dict[str, dict[str, list[tuple[str, str]]]] = {
+    "ReferralDetails": {
+        **ACTING,
+        "referring_agency": [("neustart-wien", "NEUSTART Wien"), ("dsn", "DSN")],
+        "profile": [("austria-neustart", "austria-neustart"), ("generic", "generic")],
+        "stage": [("pre_trial", "pre_trial"), ("custody", "custody")],
+    },
+    "Stakeholders": {
+        **ACTING,
+        "add": [("lka-wien", "LKA Wien")],
+        "remove": [("jva-wien", "Justizanstalt Wien")],
+        "intermediary": [("dsn", "DSN"), ("jva-wien", "Justizanstalt Wien")],
+        "representatives.agency": [("dsn", "DSN"), ("jva-wien", "Justizanstalt Wien")],
+        "representatives.representative": REPS[:2],
+    },
+    "Information": {
+        **ACTING,
+        "items.agency": [("dsn", "DSN"), ("jva-wien", "Justizanstalt Wien")],
+        "items.classification": [("professional", "professional"), ("shared", "shared")],
+    },
+    "Decision": {
+        **ACTING,
+        "actions.owner_agency": [("dsn", "DSN"), ("jva-wien", "Justizanstalt Wien")],
+        "actions.classification": [("professional", "professional"), ("shared", "shared")],
+        "plan_decisions.classification": [("professional", "professional"), ("shared", "shared")],
+    },
+}
+
+
 def rendered(form: type) -> dict[str, Any]:
     """The schema Prefect stores for the UI when the flow suspends with this form."""
-    model = form_with(form, description="test", **PREFILLED.get(form.__name__, {}))
+    model = form_with(
+        form,
+        description="test",
+        choices=CHOICES.get(form.__name__, ACTING),
+        **PREFILLED.get(form.__name__, {}),
+    )
     return dict(create_v2_schema(form.__name__, model_base=model))
 
 
@@ -74,7 +113,8 @@ def test_prefilled_fields_keep_their_description_constraints_and_default():
     assert schema["starts_at"]["default"] == "2027-01-12T10:00:00"
     assert schema["conference_type"]["default"] == "security"
     # The very problem form_with exists for: prefect's own pre-fill drops the description.
-    dropped = Preparation.with_initial_data(time_zone="Europe/Vienna").model_json_schema()
+    as_run_input = RunInput.subclass_from_base_model_type(Preparation)
+    dropped = as_run_input.with_initial_data(time_zone="Europe/Vienna").model_json_schema()
     assert "description" not in dropped["properties"]["time_zone"]
 
 
@@ -112,3 +152,41 @@ def test_a_prefilled_answer_left_out_arrives_in_its_own_type() -> None:
     form = form_with(Decision, description="test", next_review_on=date(2027, 4, 6))
     answer = form.model_validate({"acting_representative": "neustart-wien-1"})
     assert answer.next_review_on == date(2027, 4, 6)
+
+
+def test_forms_are_plain_models_that_prefect_asks_as_run_inputs():
+    """The forms know nothing of Prefect (models/forms.py); form_with makes each a RunInput."""
+    for form in ALL_FORMS:
+        assert not issubclass(form, RunInput)
+        asked = form_with(form, description="test")
+        assert issubclass(asked, RunInput) and issubclass(asked, form)
+        assert asked._description == "test"
+
+
+def test_choices_become_enums_and_keep_descriptions():
+    schema = rendered(Stakeholders)
+    props = schema["properties"]
+    assert props["add"]["items"]["enum"] == ["lka-wien"]
+    assert props["remove"]["items"]["enum"] == ["jva-wien"]
+    assert "lka-wien` LKA Wien" in props["add"]["description"]
+    assert props["acting_representative"]["enum"] == ["dsn-1", "jva-wien-1", "neustart-wien-1"]
+    assert props["acting_representative"]["description"].startswith("Your representative code")
+    entry = schema["definitions"]["RepresentativeEntry"]["properties"]
+    assert entry["agency"]["enum"] == ["dsn", "jva-wien"]
+    info = rendered(Information)["definitions"]["InformationEntry"]["properties"]
+    assert info["classification"]["enum"] == ["professional", "shared"]  # not restricted
+    assert info["agency"]["enum"] == ["dsn", "jva-wien"]
+    referral = rendered(ReferralDetails)["properties"]
+    assert referral["profile"]["enum"] == ["austria-neustart", "generic"]
+    assert "anyOf" not in referral["profile"]  # no empty toggle
+
+
+def test_a_value_outside_the_choices_is_refused_naming_the_field():
+    form = form_with(Stakeholders, description="test", choices=CHOICES["Stakeholders"])
+    with pytest.raises(pydantic.ValidationError) as caught:
+        form.model_validate({"add": ["no-such-agency"], "acting_representative": "dsn-1"})
+    assert caught.value.errors()[0]["loc"] == ("add", 0)
+    assert "no-such-agency" not in str(caught.value)
+    nothing = form_with(Stakeholders, description="test", choices={**ACTING, "remove": []})
+    with pytest.raises(pydantic.ValidationError):
+        nothing.model_validate({"remove": ["jva-wien"], "acting_representative": "dsn-1"})

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, func, select
 
-import flows.forms as forms
+import models.forms as forms
 from models import actions, cases, conference
 from models.errors import Refusal
 from models.tables import ActionItem, Agency, AuditEvent, Case, Conference, InformationItem

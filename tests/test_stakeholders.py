@@ -8,7 +8,7 @@ from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, col, select
 
-from flows.forms import RepresentativeEntry, Stakeholders
+from models.forms import RepresentativeEntry, Stakeholders
 from models.database import session_scope
 from models.directory import load_directory
 from models.errors import Refusal

@@ -4,18 +4,27 @@ No form asks for a name or for restricted content. Every field has a description
 `hide_input_in_errors` keeps a typed value out of every state message and log.
 """
 
+from collections.abc import Collection, Mapping, Sequence
+from copy import copy
 from datetime import date, datetime
-from enum import StrEnum
+from types import NoneType, UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
-from prefect.input import RunInput
-from pydantic import BaseModel, ConfigDict, Field
+import annotated_types
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from models.actions import ActionUpdate
 from models.conference import ActionEntry, InformationEntry, PlanDecisionEntry
 from models.handover import Relation
 from models.vocabulary import (
+    AfterRefusal,
     ClosureReason,
     ConferenceType,
+    ConsentAnswer,
+    HandoverRole,
     Need,
     ReviewChangeKind,
     ReviewChangeReason,
@@ -56,13 +65,23 @@ class Referral(BaseModel):
     )
     profile: str | None = Field(
         default=None,
-        description="Governance profile to follow; empty for this installation's default.",
+        description="Governance profile to follow; empty (or left as offered) for this "
+        "installation's default.",
         max_length=64,
     )
 
 
-class ReferralDetails(RunInput):
+class ReferralDetails(BaseModel):
+    """The referral step: the run's parameters again (pre-filled when they were valid, chosen
+    again when not), then what only the form asks."""
+
     model_config = FORM_CONFIG
+
+    referring_agency: str = Field(
+        description="The agency that refers the case.", min_length=1, max_length=64, pattern=CODE
+    )
+    stage: Stage = Field(description="Where the person stands on the prison-exit continuum today.")
+    profile: str = Field(description="The governance profile the case follows.", max_length=64)
 
     file_number: str = Field(
         description="The referring agency's own file number for this person. It stays in "
@@ -78,7 +97,7 @@ class ReferralDetails(RunInput):
     acting_representative: str = _acting()
 
 
-class Preparation(RunInput):
+class Preparation(BaseModel):
     model_config = FORM_CONFIG
 
     conference_type: ConferenceType = Field(
@@ -99,12 +118,7 @@ class Preparation(RunInput):
     acting_representative: str = _acting()
 
 
-class ConsentAnswer(StrEnum):
-    granted = "granted"
-    refused = "refused"
-
-
-class Consent(RunInput):
+class Consent(BaseModel):
     model_config = FORM_CONFIG
 
     client_consent: ConsentAnswer = Field(
@@ -120,12 +134,7 @@ class Consent(RunInput):
     acting_representative: str = _acting()
 
 
-class AfterRefusal(StrEnum):
-    security = "continue_as_security"
-    close = "close_case"
-
-
-class ConsentRefused(RunInput):
+class ConsentRefused(BaseModel):
     model_config = FORM_CONFIG
 
     next_step: AfterRefusal = Field(
@@ -158,7 +167,7 @@ class RepresentativeEntry(BaseModel):
     )
 
 
-class Stakeholders(RunInput):
+class Stakeholders(BaseModel):
     model_config = FORM_CONFIG
 
     add: list[str] = Field(
@@ -196,7 +205,7 @@ class Stakeholders(RunInput):
     acting_representative: str = _acting()
 
 
-class ActionReview(RunInput):
+class ActionReview(BaseModel):
     model_config = FORM_CONFIG
 
     updates: list[ActionUpdate] = Field(
@@ -205,7 +214,7 @@ class ActionReview(RunInput):
     acting_representative: str = _acting()
 
 
-class Information(RunInput):
+class Information(BaseModel):
     model_config = FORM_CONFIG
 
     items: list[InformationEntry] = Field(
@@ -215,7 +224,7 @@ class Information(RunInput):
     acting_representative: str = _acting()
 
 
-class FamilyPlan(RunInput):
+class FamilyPlan(BaseModel):
     model_config = FORM_CONFIG
 
     plan_items: list[str] = Field(
@@ -226,7 +235,7 @@ class FamilyPlan(RunInput):
     acting_representative: str = _acting()
 
 
-class Decision(RunInput):
+class Decision(BaseModel):
     model_config = FORM_CONFIG
 
     plan_decisions: list[PlanDecisionEntry] = Field(
@@ -291,11 +300,6 @@ class Reschedule(BaseModel):
         default=None, max_length=300, description="A new place or meeting link; empty keeps it."
     )
     acting_representative: str = _acting()
-
-
-class HandoverRole(StrEnum):
-    client = "client"
-    family = "family"
 
 
 class Handover(BaseModel):
@@ -377,7 +381,7 @@ class Transfer(BaseModel):
     acting_representative: str = _acting()
 
 
-ALL_FORMS: tuple[type[RunInput], ...] = (
+ALL_FORMS: tuple[type[BaseModel], ...] = (
     ReferralDetails,
     Preparation,
     Consent,
@@ -409,3 +413,115 @@ class ReviewChange(BaseModel):
     )
     reason: ReviewChangeReason = Field(description="Why the review moves or is cancelled.")
     acting_representative: str = _acting()
+
+
+# --- choices: the codes a form offers, built when it is asked -------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+#: One choice: the code the answer carries and the label a person reads (may equal the code).
+Choice = tuple[str, str]
+#: Field path (`add`, `items.agency`, `representatives.representative`) to its choices.
+Choices = Mapping[str, Sequence[Choice]]
+
+
+def with_choices(form: type[M], choices: Choices, *, required: Collection[str] = ()) -> type[M]:
+    """`form` with each named text field (or list of texts) restricted to its choices: the JSON
+    schema gets an `enum` (the UI a dropdown; a multi-select for lists), and an answer outside
+    it is refused by the Prefect server before the run resumes. Descriptions stay; the text
+    constraints a choice makes moot go. A field path in `required` loses its empty option.
+    An empty list of choices leaves a list field that must stay empty, an optional field that
+    must stay empty, or (a required text) the field as it was, for the rule to refuse."""
+    if not choices:
+        return form
+    fields: dict[str, Any] = {}
+    nested: dict[str, dict[str, Sequence[Choice]]] = {}
+    for path, options in choices.items():
+        head, _, rest = path.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = options
+    for name, original in form.model_fields.items():
+        own = choices.get(name)
+        inner = nested.get(name)
+        if own is None and inner is None:
+            continue
+        field = copy(original)
+        field.metadata = list(original.metadata)
+        annotation = original.annotation
+        if inner is not None:
+            annotation = _narrow_models(
+                annotation,
+                inner,
+                required={r.partition(".")[2] for r in required if r.startswith(f"{name}.")},
+            )
+        if own is not None:
+            annotation, field = _narrow_texts(
+                annotation, field, [code for code, _ in own], required=name in required
+            )
+            labels = {code: label for code, label in own if label != code}
+            if labels:
+                field.description = (field.description or "") + _legend(own)
+        fields[name] = (annotation, field)
+    return pydantic.create_model(form.__name__, __base__=form, **fields)  # type: ignore[call-overload,no-any-return]
+
+
+def _legend(options: Sequence[Choice]) -> str:
+    return " Choices: " + "; ".join(f"`{code}` {label}" for code, label in options) + "."
+
+
+def _choice(codes: list[str]) -> Any:
+    """One of `codes`; always an `enum` in the JSON schema (pydantic writes one choice as a
+    `const`), so the UI shows a dropdown even when there is one choice."""
+    return Annotated[Literal[tuple(codes)], WithJsonSchema({"type": "string", "enum": codes})]
+
+
+def _is_optional(annotation: Any) -> bool:
+    return get_origin(annotation) in (Union, UnionType) and NoneType in get_args(annotation)
+
+
+def _narrow_texts(
+    annotation: Any, field: FieldInfo, codes: list[str], *, required: bool
+) -> tuple[Any, FieldInfo]:
+    optional = _is_optional(annotation)
+    base = (
+        next((a for a in get_args(annotation) if a is not NoneType), None)
+        if optional
+        else annotation
+    )
+    if get_origin(base) is list:
+        if not codes:
+            field.metadata.append(annotated_types.MaxLen(0))
+            field.description = (field.description or "") + " Nothing to choose here now."
+            return annotation, field
+        return list[_choice(codes)], field  # type: ignore[misc]
+    # A choice needs no pattern or length: the text constraints apply to a str only.
+    field.metadata = [
+        m
+        for m in field.metadata
+        if not isinstance(m, annotated_types.MinLen | annotated_types.MaxLen)
+        and getattr(m, "pattern", None) is None
+    ]
+    if not codes:
+        if optional:
+            field.default = None
+            return NoneType, field
+        return annotation, field
+    choice = _choice(codes)
+    if optional and not required:
+        return choice | None, field
+    if optional and field.default is None:
+        field.default = PydanticUndefined
+    return choice, field
+
+
+def _narrow_models(
+    annotation: Any, choices: dict[str, Sequence[Choice]], *, required: Collection[str]
+) -> Any:
+    """list[Entry] or Entry (or optional) with Entry's own fields narrowed."""
+    if _is_optional(annotation):
+        inner = next(a for a in get_args(annotation) if a is not NoneType)
+        return _narrow_models(inner, choices, required=required) | None
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation)
+        return list[_narrow_models(item, choices, required=required)]  # type: ignore[misc]
+    assert isinstance(annotation, type) and issubclass(annotation, BaseModel), annotation
+    return with_choices(annotation, choices, required=required)
