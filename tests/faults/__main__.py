@@ -67,7 +67,11 @@ def run_crashes(tmp: Path, kinds: list[str], limit: int | None) -> tuple[list, d
     os.environ["CASECONF_APPRISE_CONFIG"] = str(config)
     server = PrefectServer(tmp / "prefect-server")
     server.start()
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     os.environ["PREFECT_API_URL"] = server.api_url
+    api = temporary_settings(updates={PREFECT_API_URL: server.api_url})
+    api.__enter__()  # prefect read its settings at import: this process must be told too
     faults_dir = tmp / "faults"
     faults_dir.mkdir()
     serving = Serving(HookedServer(server, faults_dir), tmp / "serve.log")  # type: ignore[arg-type]
@@ -106,6 +110,7 @@ def run_crashes(tmp: Path, kinds: list[str], limit: int | None) -> tuple[list, d
                     print(f"    {line}")
                 results.append(result)
     finally:
+        api.__exit__(None, None, None)
         serving.stop()
         server.stop()
         mail.stop()
