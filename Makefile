@@ -15,7 +15,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv install migrate load run test lint format bench faults clean
+.PHONY: help venv install migrate load run test lint format bench faults lock clean
 
 help:
 	@echo "make run      install, migrate, load demo data, start Prefect (UI on http://127.0.0.1:4200), serve flows"
@@ -26,6 +26,7 @@ help:
 	@echo "make load     load the demo profile(s) and agency directory"
 	@echo "make bench    run bench/: invitations, history (BENCH_ARGS=\"history --rounds 3\" for one)"
 	@echo "make faults   crash every task boundary, fuzz every form; writes docs/reliability.md (long)"
+	@echo "make lock     regenerate docker/requirements.lock (uv, with hashes) after a dependency change"
 	@echo "make clean    remove var/ and caches (keeps .venv)"
 
 # --- environment -------------------------------------------------------------
@@ -93,6 +94,13 @@ bench: $(STAMP)
 	else \
 	  echo "bench: nothing to run yet (bench/__main__.py does not exist)"; \
 	fi
+
+# The production image installs exactly this lock (docker/Dockerfile, --require-hashes).
+lock: $(STAMP)
+	$(BIN)/python -m uv --version >/dev/null 2>&1 || $(BIN)/python -m pip install 'uv>=0.5,<1'
+	$(BIN)/python -m uv pip compile pyproject.toml --extra production --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --generate-hashes --custom-compile-command "make lock" \
+	  --quiet -o docker/requirements.lock
 
 # --- housekeeping ------------------------------------------------------------
 
