@@ -11,6 +11,7 @@ Message-ID) is a duplicate delivery: at least once, recognisably the same.
 """
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -314,16 +315,24 @@ def left_behind(
     for m in messages:
         first.setdefault(str(m["Message-ID"]), m)
     state["messages"] = Counter(
-        (str(m["X-RcptTo"]), str(m["Subject"]).replace(reference, "REF")) for m in first.values()
+        (str(m["X-RcptTo"]), _plain(str(m["Subject"]), reference)) for m in first.values()
     )
     state["message copies"] = Counter({k: v - 1 for k, v in by_id.items() if v > 1})
     if chat is not None:
         state["chat"] = Counter(
-            body.decode(errors="replace").replace(reference, "REF")
+            _plain(body.decode(errors="replace"), reference)
             for body in chat.received
             if reference.encode() in body
         )
     return state
+
+
+_NUMBERED = re.compile(r"(Nr\.|no\.) \d+")
+
+
+def _plain(text: str, reference: str) -> str:
+    """A message's text without what differs between walks: the reference, action numbers."""
+    return _NUMBERED.sub(r"\1 N", text.replace(reference, "REF"))
 
 
 @dataclass
