@@ -2,9 +2,9 @@
 
 import sys
 
-from bench import history, imports, invitations, portfolio, steps
+from bench import history, imports, invitations, portfolio, production, steps
 
-BENCHES = ("invitations", "imports", "history", "steps", "portfolio")
+BENCHES = ("invitations", "imports", "history", "steps", "portfolio", "production")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
             steps.main(args)
         elif name == "portfolio":
             portfolio.main(args)
+        elif name == "production":
+            production.main(args)
         else:
             history.main(args)
 

@@ -1,0 +1,255 @@
+"""Load: the sweep over many open cases, and many cases driven at once on the embedded default.
+
+    python -m bench load sweep [--cases 1000]
+    python -m bench load cases [--cases 200]
+
+`sweep`: N open cases (each a conference in two days, one action due in three) written into a
+fresh SQLite database; the sweep's queueing (`queue_due_notices`) is timed over them against a
+baseline of 10 cases in the same execution, as time per case (a ratio near 1 means it grows
+with the number of cases and no faster): the first sweep (queues every reminder and notice) and
+the steady state (the same sweep again 10 minutes later: nothing new). CPU time and the peak
+memory of this process are shown.
+
+`cases`: a Prefect server and `python -m deployments serve` (temporary folders, SQLite, loopback
+mail), then N referrals started at once through `case-lifecycle/referral` and their first form
+answered at once; time from start until every run waits at the next form, per case, against one
+case alone in the same execution. While all N wait, the serving process's child processes are
+counted (waiting holds none) and its memory is read from /proc. Exits non-zero only on errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+
+def _world(tmp: Path) -> str:
+    url = f"sqlite:///{tmp / 'caseconf.db'}"
+    os.environ["CASECONF_DATABASE_URL"] = url
+    os.environ["PREFECT_HOME"] = str(tmp / "prefect")
+    from models.database import migrate, session_scope
+    from models.directory import load_directory, sync_directory
+
+    migrate(url)
+    with session_scope(url) as session:
+        sync_directory(session, load_directory())
+    return url
+
+
+def _open_cases(url: str, n: int, now: datetime, prefix: str) -> None:
+    from sqlmodel import select
+
+    from models.cases import refer_case
+    from models.conference import open_conference
+    from models.database import session_scope
+    from models.participants import record_participants
+    from models.stakeholders import Proposal
+    from models.tables import ActionItem, Agency
+    from models.vocabulary import ConferenceKind, ConferenceType, Need, Role, Stage
+
+    began = now - timedelta(days=20)
+    with session_scope(url) as session:
+        owner = session.exec(select(Agency).where(Agency.code == "jva-wien")).one()
+        for i in range(n):
+            case = refer_case(
+                session,
+                referring_agency="neustart-wien",
+                file_number=f"{prefix}-{i}",
+                stage=Stage.custody,
+                needs=[Need.housing],
+                profile="generic",
+                acting_representative_code="neustart-wien-1",
+                reference_prefix=prefix,
+                flow_run_id=None,
+                now=began,
+            )
+            conference = open_conference(
+                session,
+                case=case,
+                kind=ConferenceKind.first,
+                conference_type=ConferenceType.security,
+                starts_at=now + timedelta(days=2) - timedelta(minutes=i % 60),
+                time_zone="Europe/Vienna",
+                location="Room 1",
+                now=began,
+            )
+            record_participants(
+                session,
+                conference=conference,
+                proposals=[
+                    Proposal("neustart-wien", Role.lead, "bench"),
+                    Proposal("jva-wien", Role.core, "bench"),
+                ],
+                client_and_family=False,
+                family_involved=False,
+                intermediary_code=None,
+            )
+            session.add(
+                ActionItem(
+                    case_id=case.id,  # type: ignore[arg-type]
+                    conference_id=conference.id,  # type: ignore[arg-type]
+                    owner_agency_id=owner.id,  # type: ignore[arg-type]
+                    description="Arrange a course",
+                    due_on=(now + timedelta(days=3)).date(),
+                    created_at=began,
+                    updated_at=began,
+                )
+            )
+
+
+def _sweep(url: str, now: datetime) -> tuple[float, float, int]:
+    from models.database import session_scope
+    from models.followup import queue_due_notices
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    with session_scope(url) as session:
+        ids = queue_due_notices(
+            session, now=now, reminder_lead=timedelta(hours=48), due_soon=timedelta(days=7)
+        )
+    return time.perf_counter() - wall, time.process_time() - cpu, len(ids)
+
+
+def sweep_bench(cases: int) -> None:
+    now = datetime(2034, 5, 10, 7, 0, tzinfo=UTC)
+    rows = []
+    for n in (10, cases):
+        tmp = Path(tempfile.mkdtemp(prefix="caseconf-bench-load-"))
+        try:
+            url = _world(tmp)
+            made = time.perf_counter()
+            _open_cases(url, n, now, "LOAD")
+            made = time.perf_counter() - made
+            first = _sweep(url, now)
+            again = _sweep(url, now + timedelta(minutes=10))
+            rows.append((n, made, first, again))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"bench load sweep: {cases} open cases against 10 (peak memory {peak:.0f} MB)")
+    print("| cases | first sweep s | per case ms | CPU s | rows | steady sweep s | per case ms |")
+    print("|---|---|---|---|---|---|---|")
+    for n, _, (w1, c1, r1), (w2, _, _) in rows:
+        print(
+            f"| {n} | {w1:.2f} | {1000 * w1 / n:.1f} | {c1:.2f} | {r1} | {w2:.2f} | "
+            f"{1000 * w2 / n:.1f} |"
+        )
+    (base, _, (b1, _, _), (b2, _, _)), (n, _, (w1, _, _), (w2, _, _)) = rows
+    print(
+        f"bench load sweep: per-case ratio {cases} vs 10: first {w1 / n / (b1 / base):.2f}, "
+        f"steady {w2 / n / (b2 / base):.2f}"
+    )
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cases_bench(cases: int) -> None:
+    from prefect.client.schemas.objects import StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from deployments.mailcatcher import MailCatcher
+    from tests.prefect_harness import PrefectServer, Serving, Walk, free_port, wait_for
+
+    tmp = Path(tempfile.mkdtemp(prefix="caseconf-bench-load-"))
+    _world(tmp)
+    mail = MailCatcher("127.0.0.1", free_port(), tmp / "mail").start()
+    root = Path(__file__).resolve().parent.parent
+    config = tmp / "apprise.yaml"
+    config.write_text(
+        (root / "config" / "apprise.demo.yaml")
+        .read_text()
+        .replace("127.0.0.1:2525", f"127.0.0.1:{mail.port}")
+    )
+    os.environ["CASECONF_APPRISE_CONFIG"] = str(config)
+    server = PrefectServer(tmp / "prefect-server")
+    server.start()
+    serving = Serving(server, tmp / "serve.log")  # type: ignore[arg-type]
+    today = datetime.now(ZoneInfo("Europe/Vienna")).date()
+    preparation = {
+        "conference_type": "security",
+        "starts_at": f"{today + timedelta(days=10)}T10:00:00",
+        "time_zone": "Europe/Vienna",
+        "location": "Room 1",
+        "acting_representative": "neustart-wien-1",
+    }
+    waiting = {StateType.PAUSED}
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            serving.start()
+            assert serving.process is not None
+            idle = len(_children(serving.process.pid))
+
+            def drive(n: int) -> tuple[float, int, float]:
+                began = time.perf_counter()
+                walks = [Walk.refer("neustart-wien") for _ in range(n)]
+                for walk in walks:
+                    wait_for(walk.run_id, waiting, timeout=60 + 10 * n)
+                for walk in walks:
+                    walk.answer(
+                        file_number=f"LOAD-{uuid.uuid4().hex[:8]}",
+                        needs=[],
+                        acting_representative="neustart-wien-1",
+                    )
+                for walk in walks:
+                    walk.waits_at("preparation")
+                for walk in walks:
+                    walk.answer(**preparation)
+                for walk in walks:
+                    walk.waits_at("stakeholders")
+                seconds = time.perf_counter() - began
+                for walk in walks:
+                    serving.idle(walk.run_id, timeout=120)
+                assert serving.process is not None
+                return seconds, len(_children(serving.process.pid)), _rss_mb(serving.process.pid)
+
+            one = drive(1)
+            many = drive(cases)
+    finally:
+        serving.stop()
+        server.stop()
+        mail.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"bench load cases: {cases} cases at once against one alone (serve limit 8)")
+    print(
+        "| cases | to the third form s | per case s | serve's child processes at rest | serve RSS MB |"
+    )
+    print("|---|---|---|---|---|")
+    for n, (s, kids, rss) in ((1, one), (cases, many)):
+        print(f"| {n} | {s:.1f} | {s / n:.2f} | {kids} (idle {idle}) | {rss:.0f} |")
+    print(f"bench load cases: per-case ratio {many[0] / cases / one[0]:.2f}")
+
+
+def main(args: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench load")
+    parser.add_argument("what", choices=["sweep", "cases"])
+    parser.add_argument("--cases", type=int, default=None)
+    options = parser.parse_args(args)
+    if options.what == "sweep":
+        sweep_bench(options.cases or 1000)
+    else:
+        cases_bench(options.cases or 200)
