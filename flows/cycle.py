@@ -29,6 +29,7 @@ from tasks.conference import (
     conference_view,
     describe_open_actions,
     describe_plan,
+    plan_numbers,
     prepare,
     record_decision,
     record_family_plan,
@@ -327,7 +328,15 @@ def _decision(case: CaseView, case_id: int, conference_id: int) -> dict[str, Any
             "the reason." + plan
         ),
         apply=lambda answer, attempt: record_decision(key, attempt, case_id, conference_id, answer),
-        defaults={"next_review_on": next_on},
+        # One entry per plan item, ready for its outcome and reason.
+        defaults={
+            "next_review_on": next_on,
+            **(
+                {"plan_decisions": [{"item": n} for n in plan_numbers(conference_id)]}
+                if plan
+                else {}
+            ),
+        },
         choices=lambda: decision_choices(conference_id),
     )
     return decided

@@ -239,8 +239,10 @@ class Decision(BaseModel):
     model_config = FORM_CONFIG
 
     plan_decisions: list[PlanDecisionEntry] = Field(
-        default_factory=list,
-        description="Social-network conferences: one decision per plan item listed above.",
+        default=[],  # not a factory: form_with pre-fills one entry per plan item
+        description="Social-network conferences: one decision per plan item listed above "
+        "(an entry per item is ready: give its outcome and reason).",
+        validate_default=True,
     )
     decisions: list[str] = Field(
         default_factory=list,

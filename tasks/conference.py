@@ -79,6 +79,13 @@ def describe_plan(conference_id: int) -> str:
         return "\n".join(f"{p.number}. {p.text} *({p.classification})*" for p in items) or NO_PLAN
 
 
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def plan_numbers(conference_id: int) -> list[int]:
+    """The numbers of the family's plan items: the decision form has one entry per item ready."""
+    with session_scope() as session:
+        return [p.number for p in conference.plan_items(session, conference_id=conference_id)]
+
+
 @task(**DATABASE_RETRIES)
 def review_actions(step_key: str, attempt: int, case_id: int, answer: ActionReview) -> StepOutcome:
     def write(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
