@@ -2,9 +2,9 @@
 
 import sys
 
-from bench import history, imports, invitations, load, portfolio, steps
+from bench import history, imports, invitations, load, portfolio, production, steps
 
-BENCHES = ("invitations", "imports", "history", "steps", "portfolio", "load")
+BENCHES = ("invitations", "imports", "history", "steps", "portfolio", "production", "load")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
             steps.main(args)
         elif name == "portfolio":
             portfolio.main(args)
+        elif name == "production":
+            production.main(args)
         elif name == "load":
             # Without options (make bench): the sweep over 1,000 cases; `load cases` is long.
             load.main(args or ["sweep"])

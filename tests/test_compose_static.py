@@ -182,7 +182,7 @@ def test_prefect_yaml_has_every_served_deployment_with_the_same_parameters(datab
     for name, runner in served.items():
         spec = declared[name]
         assert spec["entrypoint"] == runner.entrypoint, name
-        flow = load_flow_from_entrypoint(str(ROOT / spec["entrypoint"]))
+        flow: Any = load_flow_from_entrypoint(str(ROOT / spec["entrypoint"]))
         assert flow.name == runner.flow_name, name
         assert (spec.get("parameters") or {}) == runner.parameters, name
         assert spec["tags"] == runner.tags, name
@@ -190,7 +190,7 @@ def test_prefect_yaml_has_every_served_deployment_with_the_same_parameters(datab
         assert spec["work_pool"]["name"] == "caseconf", name
         intervals = [s.schedule.interval.total_seconds() for s in runner.schedules]  # type: ignore[union-attr]
         assert [s["interval"] for s in spec.get("schedules") or []] == intervals, name
-    recover = load_flow_from_entrypoint(str(ROOT / declared["recover"]["entrypoint"]))
+    recover: Any = load_flow_from_entrypoint(str(ROOT / declared["recover"]["entrypoint"]))
     assert recover.name == "case-recover" and recover.parameters.properties == {}
     [trigger] = declared["recover"]["triggers"]
     assert trigger["expect"] == ["prefect.flow-run.Crashed"]

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -121,7 +122,7 @@ def test_waiting_cases_move_from_serve_to_workers(installation) -> None:
     # Under serve: R waits at its referral, A at preparation, C at information (invited), and
     # B has finished its conference (review scheduled). Walks advance together, step by step.
     walks = {name: Walk.refer("neustart-wien", stage="custody") for name in "RACB"}
-    script = {
+    script: dict[str, list[Any]] = {
         "A": [referral("W-1")],
         "C": [referral("W-2"), preparation, {"acting_representative": REP}],
         "B": [referral("W-3"), preparation, {"acting_representative": REP}, information, decision],

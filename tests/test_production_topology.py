@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -105,7 +106,7 @@ def running_on(up: Running, run_id: UUID, timeout: float = 60) -> tuple[str, int
     raise AssertionError(f"run {run_id} did not start on a worker within {timeout} s")
 
 
-def current_run(database: str, case_id: int) -> str | None:
+def current_run(database: str, case_id: int | None) -> str | None:
     with Session(get_engine(database)) as s:
         case = s.get(Case, case_id)
         assert case is not None
@@ -114,7 +115,7 @@ def current_run(database: str, case_id: int) -> str | None:
 
 def rows(database: str, model: type, **where: object) -> list:
     with Session(get_engine(database), expire_on_commit=False) as s:
-        query = select(model)
+        query: Any = select(model)
         for name, value in where.items():
             query = query.where(getattr(model, name) == value)
         return list(s.exec(query))
@@ -153,8 +154,10 @@ def test_deployments_from_prefect_yaml_match_serve(stack, database: str) -> None
             assert registered.parameter_openapi_schema == (
                 served._parameter_openapi_schema.model_dump(exclude_unset=True)
             ), served.name
-            intervals = [getattr(s.schedule, "interval", None) for s in registered.schedules]
-            assert intervals == [getattr(s.schedule, "interval", None) for s in served.schedules]
+            intervals = [getattr(s.schedule, "interval", None) for s in registered.schedules or []]
+            assert intervals == [
+                getattr(s.schedule, "interval", None) for s in served.schedules or []
+            ]
 
 
 def test_a_case_survives_a_lost_replica_and_a_killed_worker(stack) -> None:
@@ -274,8 +277,8 @@ def test_a_case_survives_a_lost_replica_and_a_killed_worker(stack) -> None:
     # Every row exactly once, although a replica went away, a worker died mid-step and the
     # new run replayed every step before it.
     with Session(get_engine(database)) as s:
-        case = s.get(Case, case.id)
-        assert case is not None and case.phase == Phase.review_scheduled
+        now_case = s.get(Case, case.id)
+        assert now_case is not None and now_case.phase == Phase.review_scheduled
     [conference] = rows(database, Conference, case_id=case.id)
     participants = rows(database, Participant, conference_id=conference.id)
     assert len({p.agency_id for p in participants}) == len(participants)
