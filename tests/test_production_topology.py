@@ -140,12 +140,11 @@ def http(url: str, auth: str | None, body: dict | None = None) -> int:
         return int(error.code)
 
 
-def test_deployments_from_prefect_yaml_match_serve(stack, database: str) -> None:
+def deployments_match_serve(up: Running) -> None:
     """Same names, flows, tags, schedules and run forms as `python -m deployments serve` (whose
-    forms carry the directory's choices: `database` holds the same demo directory)."""
+    forms carry the directory's choices: the test database holds the same demo directory)."""
     from deployments.serve import deployments
 
-    up, _, _ = stack
     with up.api_settings(up.api_urls[0]), get_client(sync_client=True) as client:
         for served in deployments():
             registered = client.read_deployment_by_name(f"{served.flow_name}/{served.name}")
@@ -160,8 +159,11 @@ def test_deployments_from_prefect_yaml_match_serve(stack, database: str) -> None
             ]
 
 
-def test_a_case_survives_a_lost_replica_and_a_killed_worker(stack) -> None:
+def test_a_case_survives_a_lost_replica_and_a_killed_worker(stack, database: str) -> None:
+    """(One test for the whole stack: with `make test`'s two processes, a second test of this
+    module could start a second stack.)"""
     up, mail, chat = stack
+    deployments_match_serve(up)
     a, b = up.api_urls
     database = up.caseconf_database_url
     began = datetime.now(VIENNA)
