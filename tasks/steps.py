@@ -1,5 +1,6 @@
 """The ledger behind every human step, and forgetting a step's form once its answer is ours."""
 
+import re
 from typing import Any
 from uuid import UUID
 
@@ -26,17 +27,26 @@ def step_refusals(step_key: str) -> list[str]:
         return [r.reason for r in ledger.refusals(session, step_key=step_key)]
 
 
-def forget_inputs(flow_run_id: UUID, prefix: str = "") -> int:
-    """Delete a run's forms and answers (all, or those whose key starts with `prefix`)."""
+def forget_inputs(flow_run_id: UUID, prefix: str = "", attempts_of: str | None = None) -> int:
+    """Delete a run's forms and answers (all, or those whose key starts with `prefix`).
+
+    With `attempts_of`, only the attempts of that step: `suspended-<step>-<n>-...` and not a
+    step whose key merely starts the same way (`stakeholders` and `stakeholders-security`).
+    """
+    own = re.compile(rf"^suspended-{re.escape(attempts_of)}-\d+-") if attempts_of else None
     deleted = 0
+    kept: set[str] = set()
     with get_client(sync_client=True) as client:
         while True:
             inputs = client.filter_flow_run_input(
-                flow_run_id=flow_run_id, key_prefix=prefix, limit=100, exclude_keys=set()
+                flow_run_id=flow_run_id, key_prefix=prefix, limit=100, exclude_keys=kept
             )
             if not inputs:
                 return deleted
             for run_input in inputs:
+                if own is not None and not own.match(run_input.key):
+                    kept.add(run_input.key)
+                    continue
                 client.delete_flow_run_input(flow_run_id=flow_run_id, key=run_input.key)
                 deleted += 1
 
@@ -46,7 +56,7 @@ def forget_answers(step_key: str) -> int:
     """Delete the step's forms and answers from Prefect, now that caseconf's database holds them."""
     flow_run_id = get_run_context().task_run.flow_run_id  # type: ignore[union-attr]
     assert flow_run_id is not None
-    return forget_inputs(flow_run_id, prefix=f"suspended-{step_key}-")
+    return forget_inputs(flow_run_id, prefix=f"suspended-{step_key}-", attempts_of=step_key)
 
 
 @task(cache_policy=EFFECT, persist_result=True, **OUTSIDE_RETRIES)
