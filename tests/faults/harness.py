@@ -26,6 +26,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import httpx
 from prefect.client.schemas.objects import StateType
 from sqlmodel import Session, col, select
 
@@ -193,7 +194,11 @@ def walk_cycle(
         run_id = (
             UUID(case.current_flow_run_id) if case and case.current_flow_run_id else walk.run_id
         )
-        run = wait_for(run_id, WAITING | FINAL, timeout=240)
+        try:
+            run = wait_for(run_id, WAITING | FINAL, timeout=240)
+        except (OSError, httpx.HTTPError):
+            time.sleep(1.0)  # the Prefect server is down: wait as a coordinator would
+            continue
         state = run.state
         assert state is not None
         if state.type == StateType.PAUSED:
@@ -397,6 +402,54 @@ def inject(
     return Injected(kind, point, reached, walked, compare(baseline.state, walked.state))
 
 
+def inject_server_kill(
+    kind: str,
+    point: str,
+    *,
+    server: Any,
+    faults_dir: Path,
+    baseline: Walked,
+    database: str,
+    today: date,
+    mail: Any,
+    chat: Any | None = None,
+    down_for: float = 5.0,
+) -> Injected:
+    """Walk a cycle during which the Prefect server is SIGKILLed at `point` (by the case's own
+    flow-run process, so it is mid-step) and started again `down_for` seconds later on the same
+    port and database, then compare with the crash-free walk."""
+    import threading
+
+    assert server.process is not None
+    (faults_dir / "trace").write_text("")
+    (faults_dir / "crashed").unlink(missing_ok=True)
+    (faults_dir / "kill_pid").write_text(str(server.process.pid))
+    (faults_dir / "crash_at").write_text(point)
+    stop = threading.Event()
+
+    def restart_when_killed() -> None:
+        while not stop.is_set():
+            if (faults_dir / "crashed").exists():
+                server.process.wait()
+                time.sleep(down_for)
+                server.start()
+                return
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=restart_when_killed, daemon=True)
+    watcher.start()
+    try:
+        walked = walk_cycle(kind, database=database, today=today, mail=mail, chat=chat)
+    finally:
+        stop.set()
+        watcher.join(timeout=120)
+    reached = (faults_dir / "crashed").exists()
+    for name in ("crash_at", "kill_pid"):
+        (faults_dir / name).unlink(missing_ok=True)
+    compared = compare(baseline.state, walked.state)
+    return Injected(kind, f"server killed {point}", reached, walked, compared)
+
+
 def baseline_walk(
     kind: str, *, faults_dir: Path, database: str, today: date, mail: Any, chat: Any | None = None
 ) -> tuple[Walked, list[str]]:
@@ -422,6 +475,7 @@ __all__ = [
     "baseline_walk",
     "compare",
     "inject",
+    "inject_server_kill",
     "walk_cycle",
     "walk_day",
 ]

@@ -10,6 +10,8 @@ process the runner starts inherits that environment and so this hook. It wraps `
   the n-th time it is passed in this walk), deletes that file (the crash happens once), writes
   `crashed`, and sends itself SIGKILL: no handler, no `finally`, no state change of its own,
   as a machine that dies. The runner sees the process die and marks the run Crashed.
+  With `$CASECONF_FAULTS_DIR/kill_pid` present, the process named there (the Prefect server)
+  is killed instead, and this run goes on without its API.
 """
 
 import os
@@ -52,6 +54,12 @@ def _install() -> None:
         if passed == int(nth or 1):
             crash_at.unlink()
             (control / "crashed").write_text(point)
+            victim = control / "kill_pid"
+            if victim.exists():
+                pid = int(victim.read_text())
+                victim.unlink()
+                os.kill(pid, signal.SIGKILL)
+                return
             os.kill(os.getpid(), signal.SIGKILL)
 
     def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
