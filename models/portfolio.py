@@ -748,6 +748,18 @@ def stages_over_quarters(
         add(str(before), max(since, born), gone, -n)
     for stage, born, gone, n in unchanged:
         add(str(stage) if stage is not None else None, born, gone, n)
+    # "now" is the record as it is, not a reconstruction: a stage set without a history row
+    # (or a history dated after `now`) must not make today's column disagree with the cases.
+    totals[-1] = Counter(
+        {
+            str(stage): n
+            for stage, n in session.exec(
+                select(Case.stage, func.count())  # type: ignore[call-overload]
+                .where(col(Case.status) == CaseStatus.open)
+                .group_by(Case.stage)
+            )
+        }
+    )
     return [
         StageSnapshot(
             label,
