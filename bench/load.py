@@ -225,6 +225,10 @@ def cases_bench(cases: int) -> None:
                 for walk in walks:
                     serving.idle(walk.run_id, timeout=120)
                 assert serving.process is not None
+                # A suspended run's process exits a moment after its log says so: settle.
+                deadline = time.monotonic() + 60
+                while len(_children(serving.process.pid)) > idle and time.monotonic() < deadline:
+                    time.sleep(1)
                 return seconds, len(_children(serving.process.pid)), _rss_mb(serving.process.pid)
 
             one = drive(1)
