@@ -27,8 +27,9 @@ CLOCKS = {
     "leap-day-midnight-2032": "@2032-02-29 23:59:50",
 }
 DATED = re.compile(r"\b(datetime|date|timedelta)\b")
-#: Modules whose dates are all fixed moments given to the rules (a clock changes nothing there).
-CLOCK_FREE = {"test_fuzz_forms.py", "test_day_boundaries.py"}
+#: Modules whose dates are all fixed moments given to the rules (a clock changes nothing there),
+#: and the one that runs a PostgreSQL server of its own (not under a faked clock).
+CLOCK_FREE = {"test_fuzz_forms.py", "test_day_boundaries.py", "test_postgres_restart.py"}
 
 
 def dated_modules() -> list[str]:
