@@ -42,7 +42,7 @@ from tests.fuzz import (
 )
 from tests.test_conference_rules import new_case, new_conference
 
-EXAMPLES = int(os.environ.get("CASECONF_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("CASECONF_FUZZ_EXAMPLES", "15"))
 NOW = datetime(2034, 1, 15, 8, 0, tzinfo=UTC)
 FORMS = load_schemas()
 #: Deployment parameters the snapshot does not hold: their schema is the model's own.
