@@ -41,7 +41,8 @@ def spread(points: list[str], limit: int | None) -> list[str]:
     if limit is None or limit >= len(points):
         return points
     step = len(points) / limit
-    return [points[int(i * step)] for i in range(limit)]
+    # Boundaries alternate before/after: take both kinds, not every other one of a kind.
+    return [points[min(len(points) - 1, int(i * step) + i % 2)] for i in range(limit)]
 
 
 def run_crashes(tmp: Path, kinds: list[str], limit: int | None) -> tuple[list, dict[str, int]]:
