@@ -100,14 +100,13 @@ def _make_waiting(up: Any, count: int) -> float:
     with up.api_settings(up.api_urls[0]), get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("case-review/review")
         for n in range(count):
-            run = client.create_flow_run_from_deployment(
+            # Created suspended: a run created Scheduled would be picked up by a worker first.
+            client.create_flow_run_from_deployment(
                 deployment.id,
                 parameters={"case_reference": f"REST-{n:05d}", "cycle": 1},
                 tags=[f"case:REST-{n:05d}", "caseconf"],
                 idempotency_key=f"rest-{n}",
-            )
-            client.set_flow_run_state(
-                run.id, Suspended(pause_key=f"rest-{n:05d}-c1-preparation-0"), force=True
+                state=Suspended(pause_key=f"rest-{n:05d}-c1-preparation-0"),
             )
     return time.monotonic() - started
 
@@ -165,14 +164,14 @@ def main(argv: list[str] | None = None) -> None:
         ) as up:
             stack_api = up.proxy_url or up.api_urls[0]
             print(f"bench production: stack up; clients through {stack_api}", flush=True)
-            sides = {
-                "serve": temporary_settings(updates={PREFECT_API_URL: server.api_url}),
-                "workers": up.api_settings(stack_api),
+            sides = {  # a fresh settings context each time: one cannot be entered twice
+                "serve": lambda: temporary_settings(updates={PREFECT_API_URL: server.api_url}),
+                "workers": lambda: up.api_settings(stack_api),
             }
             for round_ in range(args.rounds):
                 walks = {}
                 for side, settings in sides.items():
-                    with settings:
+                    with settings():
                         walks[side] = Walk.refer("neustart-wien", stage="custody")
                         walks[side].settle()
                 for number, answer in enumerate(_answers(began, f"B-{round_}")):
@@ -180,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
                         ["serve", "workers"] if (round_ + number) % 2 == 0 else ["workers", "serve"]
                     )
                     for side in order:
-                        with sides[side]:
+                        with sides[side]():
                             answer = dict(answer)
                             if "file_number" in answer:
                                 answer["file_number"] = f"{side}-{round_}"

@@ -19,6 +19,8 @@ the workers after. Safe to run again: every new run has an idempotency key.
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, cast
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
@@ -65,6 +67,12 @@ class Moved:
         out += [f"scheduled review {r}: run {old} -> {new}" for r, old, new in self.reviews]
         out += [f"cut-off case {r}: brought back" for r in self.recovered]
         return out
+
+
+def _run_on_pool(name: str, **options: Any) -> str:
+    """A run of the (now pool-backed) deployment `name`; returns its id."""
+    made = cast(FlowRun, run_deployment(name, timeout=0, as_subflow=False, **options))
+    return str(made.id)
 
 
 def _served(run: FlowRun) -> bool:
@@ -122,13 +130,15 @@ def move_to_workers() -> Moved:
             old = client.read_flow_run(UUID(run_id))
             if not _served(old) or old.state is None or old.state.type != StateType.PAUSED:
                 continue
-            new = _replace(
-                client,
-                old,
-                lambda ref=reference, cy=cycle, st=stage, ct=conference_type, o=run_id: (
-                    start_cycle_run(ref, cy, st, ct, key=f"{ref}-move-{o}")
-                ),
+            start = partial(
+                start_cycle_run,
+                reference,
+                cycle,
+                stage,
+                conference_type,
+                key=f"{reference}-move-{run_id}",
             )
+            new = _replace(client, old, start)
             with session_scope() as session:
                 case = session.get(Case, case_id)
                 assert case is not None
@@ -141,17 +151,13 @@ def move_to_workers() -> Moved:
             old = client.read_flow_run(UUID(run_id))
             if not _served(old) or old.state is None or old.state.type != StateType.SCHEDULED:
                 continue
-            new = str(
-                run_deployment(
-                    REVIEW_DEPLOYMENT,
-                    parameters=old.parameters,
-                    scheduled_time=old.next_scheduled_start_time or old.expected_start_time,
-                    flow_run_name=old.name,
-                    tags=old.tags,
-                    idempotency_key=f"{old.idempotency_key or run_id}/{POOL}",
-                    timeout=0,
-                    as_subflow=False,
-                ).id
+            new = _run_on_pool(
+                REVIEW_DEPLOYMENT,
+                parameters=old.parameters,
+                scheduled_time=old.next_scheduled_start_time or old.expected_start_time,
+                flow_run_name=old.name,
+                tags=old.tags,
+                idempotency_key=f"{old.idempotency_key or run_id}/{POOL}",
             )
             with session_scope() as session:
                 row = session.get(Review, review_id)
@@ -171,20 +177,14 @@ def move_to_workers() -> Moved:
         for old in waiting:
             if not _served(old) or str(old.id) in followed:
                 continue
-            new = _replace(
-                client,
-                old,
-                lambda o=old: str(
-                    run_deployment(
-                        "case-lifecycle/referral",
-                        parameters=o.parameters,
-                        tags=o.tags,
-                        idempotency_key=f"referral-move-{o.id}",
-                        timeout=0,
-                        as_subflow=False,
-                    ).id
-                ),
+            start = partial(
+                _run_on_pool,
+                "case-lifecycle/referral",
+                parameters=old.parameters,
+                tags=old.tags,
+                idempotency_key=f"referral-move-{old.id}",
             )
+            new = _replace(client, old, start)
             moved.referrals.append((old.name, str(old.id), new))
     # 4. Runs the stop of `serve` cut off mid-step: new runs of the pool's deployment.
     moved.recovered = recover_cases()
