@@ -163,7 +163,11 @@ def test_security_case_walks_from_referral_to_a_scheduled_review(serving, databa
         walk.answer(
             decisions=["Continue mentoring"],
             actions=[
-                {"owner_agency": "ams-wien", "description": "Arrange a course", "due_on": in_days(30)}
+                {
+                    "owner_agency": "ams-wien",
+                    "description": "Arrange a course",
+                    "due_on": in_days(30),
+                }
             ],
             next_review_on=in_days(7),
             acting_representative=REP,

@@ -299,7 +299,9 @@ def test_a_handover_says_for_whom_and_that_the_file_is_not_the_intermediarys(
     assert said in chat.body
 
 
-@pytest.mark.parametrize("event", [Event.action_assigned, Event.action_due_soon, Event.action_overdue])
+@pytest.mark.parametrize(
+    "event", [Event.action_assigned, Event.action_due_soon, Event.action_overdue]
+)
 def test_an_action_of_the_client_goes_to_the_intermediary_addressed_for_hand_over(
     event: Event,
 ) -> None:

@@ -8,10 +8,10 @@ from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, col, select
 
-from models.forms import RepresentativeEntry, Stakeholders
 from models.database import session_scope
 from models.directory import load_directory
 from models.errors import Refusal
+from models.forms import RepresentativeEntry, Stakeholders
 from models.profile import Profile, load_profile
 from models.settings import PROJECT_ROOT
 from models.stakeholders import (
