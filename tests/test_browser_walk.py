@@ -1,0 +1,272 @@
+"""A coordinator walks cases in a real browser (Debian's Chromium, Playwright), as a person would:
+the referral started from the deployment's Run page, every form answered through the run page's
+Resume dialog by choosing from dropdowns, typing and adding list items, one answer refused on
+purpose and its reason read on the form that asks again, until the review is scheduled.
+
+Screenshots of every form go to docs/screenshots/coordinator-*.png (looked at before they were
+committed). Skipped loudly where Chromium is missing (tests/browser.py)."""
+
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.objects import StateType
+
+from tests.browser import SCREENSHOTS, browser  # noqa: F401  (fixture)
+from tests.prefect_harness import FINAL, Walk, wait_for
+
+pytestmark = [
+    pytest.mark.flow,
+    pytest.mark.database,
+    # Unfinished (see the lead's report): the security walk reaches the decision form, whose
+    # answer sent by the UI is refused (reason not yet read); the social-network walk has not
+    # run end to end yet.
+    pytest.mark.skip(reason="browser walk unfinished: the decision sent by the UI is refused"),
+]
+
+AGENCY = "neustart-wien"  # the coordinator's own agency
+REP = "neustart-wien-1"  # and their own representative code
+
+
+@pytest.fixture
+def tab(browser: Any) -> Any:  # noqa: F811
+    """A tall page, so that a whole form fits in the Resume dialog for its screenshot."""
+    context = browser.new_context(viewport={"width": 1280, "height": 2200})
+    context.set_default_timeout(30_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def field(scope: Any, label: str) -> Any:
+    """The block of the form field labelled `label` (the innermost one, in list entries)."""
+    return scope.locator(
+        f"xpath=.//label[normalize-space()='{label}' or normalize-space()='{label} (Optional)']"
+        "/ancestor::div[contains(@class, 'group')][1]"
+    )
+
+
+def choose(scope: Any, label: str, *options: str) -> None:
+    """Pick `options` from the field's dropdown (several: a multi-select)."""
+    block = field(scope, label).first
+    button = block.locator("button[aria-haspopup=listbox]").first
+    for option in options:
+        if len(options) == 1 and button.inner_text().strip() == option:
+            continue  # already chosen (pre-filled)
+        button.click()
+        listed = scope.page.get_by_role("option", name=option, exact=True)
+        listed.wait_for()
+        scope.page.wait_for_timeout(150)  # the list slides in; a moving option misses clicks
+        listed.click()
+        if button.get_attribute("aria-expanded") == "true":
+            scope.page.keyboard.press("Escape")
+    assert all(o in block.inner_text() for o in options), (label, block.inner_text())
+
+
+def type_in(scope: Any, label: str, text: str) -> None:
+    block = field(scope, label).first
+    optional = block.get_by_role("tab", name="str", exact=True)
+    if optional.count():  # an optional text shows a str / None toggle: None until chosen
+        optional.first.click()
+    block.locator("textarea, input").first.fill(text)
+
+
+def add_item(scope: Any, label: str) -> Any:
+    """Press the list's "Add item" and return the new (last) entry's block."""
+    block = field(scope, label).first
+    block.get_by_role("button", name="Add item").click()
+    return block.locator("xpath=.//*[@aria-label='Drag to reorder']/..").last
+
+
+class Coordinator:
+    """One person at the browser, walking one case."""
+
+    def __init__(self, tab: Any, ui: str, shots: str) -> None:
+        self.tab, self.ui, self.shots = tab, ui, shots
+        self.walk: Walk | None = None
+
+    def refer(self, stage: str) -> Walk:
+        """Deployments -> case-lifecycle/referral -> Run -> Custom run, filled and submitted."""
+        tab = self.tab
+        tab.goto(f"{self.ui}/deployments")
+        tab.get_by_role("link", name="referral", exact=True).first.click()
+        tab.get_by_role("button", name="Run").first.click()
+        tab.get_by_role("menuitem", name="Custom run").click()
+        form = tab.locator("form").first
+        choose(form, "Referring Agency", AGENCY)
+        choose(form, "Stage", stage)
+        self.shot("referral-run")
+        with tab.expect_response(lambda r: r.url.endswith("/create_flow_run")) as created:
+            tab.get_by_role("button", name="Submit").click()
+        assert created.value.ok, created.value.text()
+        self.walk = Walk(created.value.json()["id"])
+        return self.walk
+
+    def form(self, step: str, attempt: int = 0) -> Any:
+        """The run page's "Open menu" -> "Resume": the dialog with the step's form."""
+        assert self.walk is not None
+        self.walk.waits_at(step, attempt)
+        self.walk.schema()  # the form is saved a moment after the run starts waiting
+        tab = self.tab
+        tab.goto(f"{self.ui}/runs/flow-run/{self.walk.run_id}")
+        tab.get_by_role("button", name="Open menu").first.click()
+        tab.get_by_role("menuitem", name="Resume").click()
+        dialog = tab.get_by_role("dialog", name="Resume Flow Run")
+        dialog.get_by_text("Resume Flow Run").wait_for()
+        field(dialog, "Acting Representative").first.wait_for()
+        return dialog
+
+    def resume(self, dialog: Any, name: str) -> None:
+        """Sign with the coordinator's own code, screenshot the filled form, press Resume."""
+        choose(dialog, "Acting Representative", REP)
+        self.shot(name, dialog)
+        for _ in range(3):
+            with self.tab.expect_response(lambda r: r.url.endswith("/resume")) as sent:
+                dialog.get_by_role("button", name="Resume", exact=True).click()
+            if sent.value.status != 503:  # Prefect's SQLite busy for a moment: press again
+                break
+            self.tab.wait_for_timeout(1000)
+        assert sent.value.ok, (name, sent.value.status, sent.value.text())
+        dialog.wait_for(state="hidden")
+
+    def answer_items_through_the_api(self, dialog: Any, name: str) -> None:
+        """The information form, filled in the browser, sent as the API would send it.
+
+        Prefect 3.9.1's v2 UI cannot submit a form with a field named `items` (the JSON Schema
+        keyword): its pre-submit check (/ui/schemas/validate) answers 422 "Invalid schema" and
+        Resume does nothing. Until the field is renamed, the filled form is screenshotted and
+        its answer sent with resume_flow_run, as the UI would."""
+        assert self.walk is not None
+        choose(dialog, "Acting Representative", REP)
+        self.shot(name, dialog)
+        entries = field(dialog, "Items").first.locator(
+            "xpath=.//*[@aria-label='Drag to reorder']/.."
+        )
+        items = []
+        for n in range(entries.count()):
+            entry = entries.nth(n)
+            picked = {
+                key: field(entry, label).first.locator("button[aria-haspopup=listbox]")
+                for key, label in (("agency", "Agency"), ("classification", "Classification"))
+            }
+            item = {key: button.inner_text().strip() for key, button in picked.items()}
+            for key, label in (("summary", "Summary"), ("pointer", "Pointer")):
+                typed = field(entry, label).first.locator("textarea")
+                if typed.count():
+                    item[key] = typed.first.input_value()
+            items.append(item)
+        self.tab.keyboard.press("Escape")
+        walk = self.walk
+        context = contextvars.copy_context()
+        with ThreadPoolExecutor(1) as pool:  # Playwright's own loop runs in this thread
+            pool.submit(context.run, walk.answer, items=items, acting_representative=REP).result()
+
+    def shot(self, name: str, element: Any = None) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = str(SCREENSHOTS / f"coordinator-{self.shots}{name}.png")
+        (element or self.tab).screenshot(path=path)
+
+
+def review_scheduled(reference: str) -> bool:
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"case:{reference}"]))
+        )
+    return any(
+        r.state is not None and r.state.type == StateType.SCHEDULED and "review" in r.name
+        for r in runs
+    )
+
+
+def finish(walk: Walk) -> str:
+    run = wait_for(walk.run_id, FINAL, timeout=120)
+    assert run.state is not None and run.state.type == StateType.COMPLETED, run.state
+    reference = next(t.split(":", 1)[1] for t in run.tags if t.startswith("case:"))
+    assert review_scheduled(reference), reference
+    return reference
+
+
+def test_a_social_network_case_walked_in_the_browser(serving, prefect_server, tab) -> None:
+    me = Coordinator(tab, prefect_server.api_url.removesuffix("/api") + "/v2", "")
+    walk = me.refer("pre_release")
+
+    form = me.form("referral")
+    type_in(form, "File Number", "BW-2026/17")
+    choose(form, "Needs", "housing")
+    me.resume(form, "referral")
+
+    form = me.form("preparation")
+    choose(form, "ConferenceType", "social_network")
+    type_in(form, "Location", "NEUSTART Wien, meeting room 2")
+    me.resume(form, "preparation")
+
+    form = me.form("consent")
+    choose(form, "Client Consent", "granted")
+    me.resume(form, "consent")
+
+    # Refused on purpose: an agency added without saying why.
+    form = me.form("stakeholders")
+    choose(form, "Add", "psd-wien")
+    me.resume(form, "stakeholders-refused")
+    form = me.form("stakeholders", attempt=1)
+    assert form.get_by_text("was not accepted").count() >= 1
+    assert "reason" in form.inner_text()
+    me.shot("stakeholders-asked-again", form)
+    choose(form, "Add", "psd-wien")
+    type_in(form, "Reason", "Mental health support after release")
+    me.resume(form, "stakeholders")
+
+    form = me.form("information")
+    entry = add_item(form, "Items")
+    choose(entry, "Agency", AGENCY)
+    choose(entry, "Classification", "shared")
+    type_in(entry, "Summary", "Reports regularly; housing is the open question")
+    me.answer_items_through_the_api(form, "information")
+
+    form = me.form("family-only")
+    for item in ("Stay with the sister for the first weeks", "Apply for council housing"):
+        add_item(form, "Plan Items").locator("textarea").fill(item)
+    me.resume(form, "family-plan")
+
+    form = me.form("decision")
+    entries = field(form, "Plan Decisions").first.locator(
+        "xpath=.//*[@aria-label='Drag to reorder']/.."
+    )
+    assert entries.count() == 2
+    for n in range(2):
+        choose(entries.nth(n), "PlanOutcome", "accepted")
+        type_in(entries.nth(n), "Reason", "Agreed by everyone")
+    me.resume(form, "decision")
+    finish(walk)
+
+
+def test_a_security_case_walked_in_the_browser(serving, prefect_server, tab) -> None:
+    me = Coordinator(tab, prefect_server.api_url.removesuffix("/api") + "/v2", "security-")
+    walk = me.refer("custody")
+
+    form = me.form("referral")
+    type_in(form, "File Number", "BW-2026/18")
+    me.resume(form, "referral")
+
+    form = me.form("preparation")
+    choose(form, "ConferenceType", "security")
+    type_in(form, "Location", "Justizanstalt Wien, room 2")
+    me.resume(form, "preparation")
+
+    form = me.form("stakeholders")
+    me.resume(form, "stakeholders")
+
+    form = me.form("information")
+    entry = add_item(form, "Items")
+    choose(entry, "Agency", "dsn")
+    choose(entry, "Classification", "restricted")
+    type_in(entry, "Pointer", "dsn case file, section 3")
+    me.answer_items_through_the_api(form, "information")
+
+    form = me.form("decision")
+    me.resume(form, "decision")
+    finish(walk)
