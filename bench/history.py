@@ -691,7 +691,7 @@ def _answer(step: str, subject: Subject) -> dict[str, Any]:
         updates = [{"action": n, "status": "done"} for n in range(1, count + 1)]
         return {"updates": updates, "acting_representative": REP}
     return {
-        "items": [
+        "contributions": [
             {
                 "agency": "dsn",
                 "classification": "restricted",

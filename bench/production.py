@@ -44,7 +44,7 @@ def _answers(began: datetime, number: str) -> list[dict[str, Any]]:
         },
         {"acting_representative": REP},
         {
-            "items": [
+            "contributions": [
                 {"agency": "jva-wien", "classification": "professional", "summary": "Stable."}
             ],
             "acting_representative": REP,

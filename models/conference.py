@@ -283,7 +283,7 @@ def record_information(
     )
     problems: list[Problem] = []
     for i, entry in enumerate(entries):
-        field = f"items[{i}]"
+        field = f"contributions[{i}]"
         if entry.agency not in agencies:
             problems.append(
                 Problem(

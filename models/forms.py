@@ -217,7 +217,9 @@ class ActionReview(BaseModel):
 class Information(BaseModel):
     model_config = FORM_CONFIG
 
-    items: list[InformationEntry] = Field(
+    # Not `items`: the v2 UI checks a form against JSON Schema with a property named `items`
+    # taken for the keyword, and cannot submit it.
+    contributions: list[InformationEntry] = Field(
         default_factory=list,
         description="What each agency contributes, one entry per item.",
     )
@@ -422,7 +424,7 @@ class ReviewChange(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 #: One choice: the code the answer carries and the label a person reads (may equal the code).
 Choice = tuple[str, str]
-#: Field path (`add`, `items.agency`, `representatives.representative`) to its choices.
+#: Field path (`add`, `contributions.agency`, `representatives.representative`) to its choices.
 Choices = Mapping[str, Sequence[Choice]]
 
 

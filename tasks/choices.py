@@ -38,8 +38,8 @@ def information_choices(conference_id: int) -> Offered:
     with session_scope() as session:
         conference = get_conference(session, conference_id)
         return {
-            "items.agency": choices.contributors(session, conference_id),
-            "items.classification": choices.information_classifications(
+            "contributions.agency": choices.contributors(session, conference_id),
+            "contributions.classification": choices.information_classifications(
                 ConferenceType(conference.conference_type)
             ),
             "acting_representative": choices.representatives(session),

@@ -119,7 +119,7 @@ def record_information(
         )
         next_phase = phases[phases.index(Phase.information) + 1]
         ids = conference.record_information(
-            session, conference=row, entries=answer.items, next_phase=next_phase, now=at
+            session, conference=row, entries=answer.contributions, next_phase=next_phase, now=at
         )
         cases.set_phase(session, case=cases.get_case(session, case_id), phase=next_phase, now=at)
         audit(

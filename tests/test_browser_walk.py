@@ -143,7 +143,7 @@ class Coordinator:
         assert self.walk is not None
         choose(dialog, "Acting Representative", REP)
         self.shot(name, dialog)
-        entries = field(dialog, "Items").first.locator(
+        entries = field(dialog, "Contributions").first.locator(
             "xpath=.//*[@aria-label='Drag to reorder']/.."
         )
         items = []
@@ -163,7 +163,9 @@ class Coordinator:
         walk = self.walk
         context = contextvars.copy_context()
         with ThreadPoolExecutor(1) as pool:  # Playwright's own loop runs in this thread
-            pool.submit(context.run, walk.answer, items=items, acting_representative=REP).result()
+            pool.submit(
+                context.run, walk.answer, contributions=items, acting_representative=REP
+            ).result()
 
     def shot(self, name: str, element: Any = None) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

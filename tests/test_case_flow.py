@@ -137,7 +137,7 @@ def test_security_case_walks_from_referral_to_a_scheduled_review(serving, databa
     assert len(invitations) == sum(channels.values())  # one per participant and channel
 
     walk.answer(
-        items=[
+        contributions=[
             {
                 "agency": "dsn",
                 "classification": "restricted",
@@ -351,7 +351,7 @@ def test_social_network_case_with_consent_family_plan_and_item_by_item_decision(
     assert {n.recipient_agency_id for n in by_hand} == {by_role["client"].intermediary_agency_id}
 
     walk.answer(
-        items=[
+        contributions=[
             {"agency": "neustart-wien", "classification": "shared", "summary": f"{CANARY} shared"},
             {"agency": "fsw-wohnen", "classification": "professional", "summary": f"{CANARY} prof"},
         ],
@@ -635,7 +635,9 @@ def test_stopping_the_serving_process_loses_nothing_and_repeats_nothing(serving,
 
     # Stopped mid-step: the runner cancels the run it is running; the next start brings it back.
     walk.answer(
-        items=[{"agency": "jva-wien", "classification": "professional", "summary": "Stable."}],
+        contributions=[
+            {"agency": "jva-wien", "classification": "professional", "summary": "Stable."}
+        ],
         acting_representative=REP,
     )
     wait_for(walk.run_id, {StateType.RUNNING})

@@ -193,8 +193,11 @@ def test_information_is_stored_by_classification(session: Session) -> None:
 @pytest.mark.parametrize(
     ("entry", "field"),
     [
-        ({"agency": "dsn", "classification": "restricted"}, "items[0].pointer"),
-        ({"agency": "dsn", "classification": "restricted", "pointer": "  "}, "items[0].pointer"),
+        ({"agency": "dsn", "classification": "restricted"}, "contributions[0].pointer"),
+        (
+            {"agency": "dsn", "classification": "restricted", "pointer": "  "},
+            "contributions[0].pointer",
+        ),
         (
             {
                 "agency": "dsn",
@@ -202,10 +205,13 @@ def test_information_is_stored_by_classification(session: Session) -> None:
                 "pointer": "P-SECRET",
                 "summary": "S-SECRET",
             },
-            "items[0].summary",
+            "contributions[0].summary",
         ),
-        ({"agency": "dsn", "classification": "professional"}, "items[0].summary"),
-        ({"agency": "dsn", "classification": "shared", "summary": "  "}, "items[0].summary"),
+        ({"agency": "dsn", "classification": "professional"}, "contributions[0].summary"),
+        (
+            {"agency": "dsn", "classification": "shared", "summary": "  "},
+            "contributions[0].summary",
+        ),
         (
             {
                 "agency": "dsn",
@@ -213,7 +219,7 @@ def test_information_is_stored_by_classification(session: Session) -> None:
                 "summary": "S-SECRET",
                 "pointer": "P-SECRET",
             },
-            "items[0].pointer",
+            "contributions[0].pointer",
         ),
         (
             {
@@ -222,10 +228,16 @@ def test_information_is_stored_by_classification(session: Session) -> None:
                 "summary": "S-SECRET",
                 "pointer": "P-SECRET",
             },
-            "items[0].pointer",
+            "contributions[0].pointer",
         ),
-        ({"agency": "psd-wien", "classification": "shared", "summary": "s"}, "items[0].agency"),
-        ({"agency": "nowhere", "classification": "shared", "summary": "s"}, "items[0].agency"),
+        (
+            {"agency": "psd-wien", "classification": "shared", "summary": "s"},
+            "contributions[0].agency",
+        ),
+        (
+            {"agency": "nowhere", "classification": "shared", "summary": "s"},
+            "contributions[0].agency",
+        ),
     ],
 )
 def test_information_entry_rules(session: Session, entry: dict[str, str], field: str) -> None:
@@ -256,7 +268,7 @@ def test_restricted_information_is_refused_in_social_network_conferences(
             next_phase=Phase.family_only,
             now=NOW,
         )
-    assert fields(caught) == {"items[0].classification"}
+    assert fields(caught) == {"contributions[0].classification"}
     assert count(session, InformationItem, conference_id=conference.id) == 0
 
 
@@ -274,7 +286,7 @@ def test_information_is_all_or_nothing(session: Session) -> None:
             next_phase=Phase.decision,
             now=NOW,
         )
-    assert fields(caught) == {"items[2].pointer"}
+    assert fields(caught) == {"contributions[2].pointer"}
     assert count(session, InformationItem, conference_id=conference.id) == 0
     assert conference.phase == Phase.information
 

@@ -64,8 +64,8 @@ CHOICES: dict[str, dict[str, list[tuple[str, str]]]] = {
     },
     "Information": {
         **ACTING,
-        "items.agency": [("dsn", "DSN"), ("jva-wien", "Justizanstalt Wien")],
-        "items.classification": [("professional", "professional"), ("shared", "shared")],
+        "contributions.agency": [("dsn", "DSN"), ("jva-wien", "Justizanstalt Wien")],
+        "contributions.classification": [("professional", "professional"), ("shared", "shared")],
     },
     "Decision": {
         **ACTING,

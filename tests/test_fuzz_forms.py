@@ -200,7 +200,11 @@ def test_information_is_applied_or_refused(session: Session, data: st.DataObject
 
         def apply(answer: forms.Information) -> object:
             return conference.record_information(
-                session, conference=held, entries=answer.items, next_phase=Phase.decision, now=NOW
+                session,
+                conference=held,
+                entries=answer.contributions,
+                next_phase=Phase.decision,
+                now=NOW,
             )
 
         apply_fuzzed(session, "Information", apply, data)

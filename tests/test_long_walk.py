@@ -166,7 +166,7 @@ def review_cycle(
     walk.answer(updates=updates, acting_representative=REP)
     walk.waits_at("information")
     walk.answer(
-        items=[
+        contributions=[
             {
                 "agency": "neustart-wien",
                 "classification": "professional",
@@ -214,7 +214,7 @@ def test_one_case_from_custody_through_release_and_three_reviews_to_recall(
     walk.answer(acting_representative=REP)
     walk.waits_at("information")
     walk.answer(
-        items=[{"agency": "dsn", "classification": "restricted", "pointer": "DSN file 12"}],
+        contributions=[{"agency": "dsn", "classification": "restricted", "pointer": "DSN file 12"}],
         acting_representative=REP,
     )
     walk.waits_at("decision")
@@ -394,7 +394,7 @@ def test_one_case_from_custody_through_release_and_three_reviews_to_recall(
         acting_representative=REP,
     )
     recalled.waits_at("information")
-    recalled.answer(items=[], acting_representative=REP)
+    recalled.answer(contributions=[], acting_representative=REP)
     recalled.waits_at("decision")
     assert "if the conference closes the case, the reason" in recalled.description()
     # The conference ends the case: its decision is released, then the case closes, and no

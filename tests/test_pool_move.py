@@ -106,7 +106,9 @@ def test_waiting_cases_move_from_serve_to_workers(installation) -> None:
         "acting_representative": REP,
     }
     information = {
-        "items": [{"agency": "jva-wien", "classification": "professional", "summary": "Stable."}],
+        "contributions": [
+            {"agency": "jva-wien", "classification": "professional", "summary": "Stable."}
+        ],
         "acting_representative": REP,
     }
     decision = {

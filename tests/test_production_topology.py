@@ -214,7 +214,7 @@ def test_a_case_survives_a_lost_replica_and_a_killed_worker(stack, database: str
                 "summary": "Attends the education programme.",
             },
         ]
-        walk.answer(items=items, acting_representative=REP)
+        walk.answer(contributions=items, acting_representative=REP)
         # The worker running this step dies with everything it started (a container killed).
         worker, pid = running_on(up, walk.run_id)
         mark(f"killed {worker} while it ran the information step")
@@ -235,7 +235,9 @@ def test_a_case_survives_a_lost_replica_and_a_killed_worker(stack, database: str
         run = walk.settle()
         assert run.state is not None and run.state.type == StateType.PAUSED, run.state
         if walk.pause_key().endswith("-information-0"):
-            walk.answer(items=items, acting_representative=REP)  # the kill came before it was saved
+            walk.answer(
+                contributions=items, acting_representative=REP
+            )  # the kill came before it was saved
         walk.waits_at("decision")
         mark("the new run waits at the decision")
         walk.answer(

@@ -184,7 +184,7 @@ def test_withdrawn_consent_goes_on_as_security_and_tells_each_participant_once(
 
     # The conference goes on as a security conference; the minutes follow the new list.
     walk.answer(
-        items=[
+        contributions=[
             {"agency": "dsn", "classification": "restricted", "pointer": "DSN system, entry 9"},
             {
                 "agency": "neustart-wien",

@@ -122,7 +122,7 @@ def answers(kind: str, today: date) -> dict[str, dict[str, Any]]:
         "stakeholders": {"acting_representative": REP}
         | ({"intermediary": "jva-wien"} if social else {}),
         "information": {
-            "items": [
+            "contributions": [
                 {"agency": "neustart-wien", "classification": "professional", "summary": "Report."}
             ],
             "acting_representative": REP,
