@@ -87,7 +87,10 @@ def gateway(prefect_server: "PrefectServer", tmp_root: Path) -> Iterator[Gateway
         running.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in this thread
+# while it is open, and Prefect's sync calls (run_deployment, ...) then return coroutines in every
+# test that follows in the same worker.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Chromium; skipped loudly where it cannot run."""
     missing = chromium_missing()

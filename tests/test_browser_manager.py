@@ -20,7 +20,8 @@ from tests.browser import SCREENSHOTS, browser, gateway, page  # noqa: F401  (fi
 from tests.test_gateway import make_paused_run
 from tests.test_portfolio import World
 
-pytestmark = pytest.mark.database
+# A real Prefect server, the gateway and Chromium: once, in the SQLite pass (like the walks).
+pytestmark = [pytest.mark.database, pytest.mark.flow]
 
 REFUSED = "Read-only access"
 

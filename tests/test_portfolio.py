@@ -6,6 +6,7 @@ over all rows, so other tests' rows in the same database cannot make these fail 
 """
 
 import re
+import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -69,6 +70,7 @@ class World:
         self.agency = {a.code: a for a in session.exec(select(Agency))}
         self.rep = {r.code: r for r in session.exec(select(Representative))}
         self.n = 0
+        self.tag = uuid.uuid4().hex[:8]
 
     def case(
         self, *, agency: str = "neustart-wien", days_ago: float = 30, **fields: object
@@ -78,7 +80,8 @@ class World:
         values: dict[str, object] = {
             "reference": f"PFT-2026-{self.n:04d}-{id(self) % 10_000:04d}",
             "referring_agency_id": self.agency[agency].id,
-            "referral_file_number": f"{CANARY} file {self.n}",
+            # Unique across worlds: cases other tests leave open in the same database count.
+            "referral_file_number": f"{CANARY} file {self.n} {self.tag}",
             "profile": "generic",
             "stage": "custody",
             "phase": "preparation",
