@@ -72,51 +72,48 @@ _transferred_lead = aliased(Agency)
 
 
 def _conference_role_code(role: Role) -> Any:
-    """The code of the agency in `role` at the case's latest conference that has one (one case)."""
+    """The code of the agency in `role` at the case's latest conference that has one (the first
+    code where several agencies share it), correlated to the enclosing query's case.
+
+    Two index lookups per case (the latest such cycle by `max`, then its agencies by `min`): no
+    sort per case and no window over every case's conferences, which SQLite answers several
+    times slower at 10,000 cases."""
+    latest, holder = aliased(Conference), aliased(Participant)
+    holding = aliased(Agency)
+    latest_cycle = (
+        select(func.max(col(latest.cycle)))
+        .join(holder, col(holder.conference_id) == col(latest.id))
+        .join(holding, col(holding.id) == col(holder.agency_id))
+        .where(col(latest.case_id) == col(Case.id), col(holder.role) == str(role))
+        .correlate(Case)
+        .scalar_subquery()
+    )
     return (
-        select(Agency.code)
-        .join(Participant, col(Participant.agency_id) == col(Agency.id))
-        .join(Conference, col(Conference.id) == col(Participant.conference_id))
-        .where(col(Conference.case_id) == col(Case.id), col(Participant.role) == str(role))
-        .order_by(col(Conference.cycle).desc(), col(Agency.code))
-        .limit(1)
+        select(func.min(col(Agency.code)))
+        .select_from(Conference)
+        .join(Participant, col(Participant.conference_id) == col(Conference.id))
+        .join(Agency, col(Agency.id) == col(Participant.agency_id))
+        .where(
+            col(Conference.case_id) == col(Case.id),
+            col(Conference.cycle) == latest_cycle,
+            col(Participant.role) == str(role),
+        )
         .correlate(Case)
         .scalar_subquery()
     )
 
 
-_lead_conference = aliased(Conference)
-_lead_participant = aliased(Participant)
-_conference_lead = aliased(Agency)
-
-
 def _leads() -> Any:
     """Every open case's lead: the transferred lead, else the lead of its latest conference that
-    has one (NULL where there is none). One pass: each open case joined to its conferences'
-    leads and ranked by a window (latest cycle first), instead of one lookup per case; `rank` 1
-    is the case's row."""
-    no_lead = case((col(_lead_participant.id).is_(None), 1), else_=0)
+    has one (NULL where there is none)."""
     return (
         select(  # type: ignore[call-overload]
-            func.coalesce(col(_transferred_lead.code), col(_conference_lead.code)).label("lead"),
-            func.row_number()
-            .over(
-                partition_by=col(Case.id),
-                order_by=(no_lead, col(_lead_conference.cycle).desc(), col(_conference_lead.code)),
-            )
-            .label("rank"),
+            func.coalesce(col(_transferred_lead.code), _conference_role_code(Role.lead)).label(
+                "lead"
+            ),
         )
         .select_from(Case)
         .outerjoin(_transferred_lead, col(_transferred_lead.id) == col(Case.lead_agency_id))
-        .outerjoin(_lead_conference, col(_lead_conference.case_id) == col(Case.id))
-        .outerjoin(
-            _lead_participant,
-            and_(
-                col(_lead_participant.conference_id) == col(_lead_conference.id),
-                col(_lead_participant.role) == str(Role.lead),
-            ),
-        )
-        .outerjoin(_conference_lead, col(_conference_lead.id) == col(_lead_participant.agency_id))
         .where(col(Case.status) == CaseStatus.open)
         .subquery("leads")
     )
@@ -147,9 +144,7 @@ def portfolio(session: Session, *, known_profiles: Iterable[str]) -> Portfolio:
     ).all()
     leads = _leads()
     lead_counts = session.exec(
-        select(leads.c.lead, func.count())  # type: ignore[call-overload]
-        .where(leads.c.rank == 1)
-        .group_by(leads.c.lead)
+        select(leads.c.lead, func.count()).group_by(leads.c.lead)  # type: ignore[call-overload]
     ).all()
     by: dict[str, dict[str, int]] = {d: {} for d in DIMENSIONS}
     total = 0
@@ -462,9 +457,11 @@ def continuity(session: Session, *, now: datetime) -> list[ContinuityRow]:
             col(Participant.role).not_in([str(r) for r in Role if r not in PROFESSIONAL_ROLES]),
             col(Participant.agency_id).is_not(None),
         )
+        # Case first: conferences come case by case from their index, so the sort that groups
+        # them has little to do (about half the time of agency first at 10,000 cases).
         .group_by(
-            col(Participant.agency_id),
             col(Conference.case_id),
+            col(Participant.agency_id),
             col(Participant.representative_id),
         )
         .subquery("per_person")
@@ -477,7 +474,7 @@ def continuity(session: Session, *, now: datetime) -> list[ContinuityRow]:
             func.sum(named_n).label("named"),
             func.max(named_n).label("same"),
         )
-        .group_by(per_person.c.agency_id, per_person.c.case_id)
+        .group_by(per_person.c.case_id, per_person.c.agency_id)
         .subquery("per_case")
     )
     rows = session.exec(
