@@ -36,8 +36,12 @@ def record_consent(
     recorded_by_id: int,
     expires_on: date | None,
     now: datetime,
+    today: date | None = None,
 ) -> ConsentRecord:
-    if decision == ConsentDecision.granted and expires_on is not None and expires_on <= now.date():
+    """Append one record; `today` is the day where the case's conferences meet (default: the
+    UTC day of `now`), against which an expiry must lie in the future."""
+    day = today or now.date()
+    if decision == ConsentDecision.granted and expires_on is not None and expires_on <= day:
         raise Refusal.of("expires_on", "a consent that is granted must expire after today")
     record = ConsentRecord(
         case_id=case_id,

@@ -17,6 +17,7 @@ from models.handover import HANDED_OVER_ROLES, handover_file_name, handover_for
 from models.messages import Event, MessageContext, render
 from models.profile import RANK
 from models.release import Minutes, minutes_for
+from models.stages import case_today
 from models.tables import (
     ActionItem,
     Agency,
@@ -132,7 +133,11 @@ def compose(
     participant = recipient_participant(session, notification)
     if event == Event.minutes and participant is not None:
         minutes = minutes_for(
-            session, case=case, conference=conference, participant=participant, today=now.date()
+            session,
+            case=case,
+            conference=conference,
+            participant=participant,
+            today=case_today(session, case=case, now=now),  # share_with expiry: the case's day
         )
         cleared = (
             all(RANK[c] <= RANK[Classification(channel.clearance)] for c in minutes.classifications)

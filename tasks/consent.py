@@ -7,6 +7,7 @@ from models.audit import audit
 from models.database import session_scope
 from models.forms import AfterRefusal, Consent, ConsentAnswer, ConsentRefused
 from models.profile import load_profile
+from models.stages import case_today
 from models.vocabulary import ClosureReason, ConferenceType, ConsentDecision, ConsentScope, Phase
 from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
 
@@ -14,7 +15,8 @@ from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
 @task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
 def consent_in_force(case_id: int, scope: str = ConsentScope.social_network_conference) -> bool:
     with session_scope() as session:
-        return consent.consent_in_force(session, case_id=case_id, scope=scope, today=now().date())
+        today = case_today(session, case=cases.get_case(session, case_id), now=now())
+        return consent.consent_in_force(session, case_id=case_id, scope=scope, today=today)
 
 
 @task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
@@ -26,13 +28,16 @@ def missing_consent(case_id: int, conference_id: int, phase: Phase) -> list[str]
         held = conference.get_conference(session, conference_id)
         rules = load_profile(case.profile).rules_for(ConferenceType(held.conference_type))
         records = consent.ledger(session, case_id=case_id)
-        return [str(s) for s in consent.missing_consent(rules, phase, records, now().date())]
+        # Expiry dates count in the case's own day (at 23:30 UTC it is tomorrow in Vienna).
+        today = case_today(session, case=case, now=now())
+        return [str(s) for s in consent.missing_consent(rules, phase, records, today)]
 
 
 @task(**DATABASE_RETRIES)
 def record_consent(step_key: str, attempt: int, case_id: int, answer: Consent) -> StepOutcome:
     def write(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
         at = now()
+        today = case_today(session, case=cases.get_case(session, case_id), now=at)
         rep = cases.acting_representative(session, code=answer.acting_representative)
         decision = (
             ConsentDecision.granted
@@ -48,6 +53,7 @@ def record_consent(step_key: str, attempt: int, case_id: int, answer: Consent) -
                 recorded_by_id=rep.id,  # type: ignore[arg-type]
                 expires_on=answer.expires_on,
                 now=at,
+                today=today,
             ).id
         ]
         if decision == ConsentDecision.granted:
@@ -63,6 +69,7 @@ def record_consent(step_key: str, attempt: int, case_id: int, answer: Consent) -
                     recorded_by_id=rep.id,  # type: ignore[arg-type]
                     expires_on=answer.expires_on,
                     now=at,
+                    today=today,
                 ).id
             )
         return {"consent_ids": ids, "granted": decision == ConsentDecision.granted}

@@ -18,6 +18,7 @@ from models.participants import (
     substitutions,
 )
 from models.profile import Profile, load_profile
+from models.stages import case_today
 from models.stakeholders import (
     AgencyView,
     Proposal,
@@ -167,7 +168,10 @@ def confirm_participants(
         )
         rules = profile.rules_for(ConferenceType(conference.conference_type))
         family_involved = rules.client_and_family and consent.consent_in_force(
-            session, case_id=case_id, scope=ConsentScope.family_involvement, today=at.date()
+            session,
+            case_id=case_id,
+            scope=ConsentScope.family_involvement,
+            today=case_today(session, case=case, now=at),
         )
         participant_ids = record_participants(
             session,

@@ -399,3 +399,38 @@ def test_a_review_due_notice_comes_seven_days_before_across_a_clock_change(
     assert ("review_due", None) not in events(session, case)
     sweep(session, notice_due)
     assert ("review_due", None) in events(session, case)
+
+
+# --- consent expiry ----------------------------------------------------------------------------
+
+
+def test_a_consent_expires_when_its_day_ends_in_vienna_not_in_utc(session: Session) -> None:
+    """A consent given until 31 December is no longer in force at 23:30 UTC that evening: it is
+    already 1 January in Vienna, the day the gate (tasks.consent) checks against."""
+    from models.consent import ledger, missing_consent
+    from models.tables import ConsentRecord
+    from models.vocabulary import ConsentDecision, ConsentScope
+
+    now = datetime(2031, 12, 31, 23, 30, tzinfo=UTC)
+    case = case_waiting_in_vienna(session, now, stage=Stage.post_release)
+    for scope in (ConsentScope.social_network_conference, ConsentScope.family_involvement):
+        session.add(
+            ConsentRecord(
+                case_id=case.id,  # type: ignore[arg-type]
+                scope=scope,
+                decision=ConsentDecision.granted,
+                recorded_by_id=1,
+                recorded_at=now - timedelta(days=30),
+                expires_on=date(2031, 12, 31),
+            )
+        )
+    session.flush()
+    rules = NEUSTART.rules_for(ConferenceType.social_network)
+    records = ledger(session, case_id=case.id)  # type: ignore[arg-type]
+    today = case_today(session, case=case, now=now)
+    assert today == date(2032, 1, 1)
+    assert missing_consent(rules, Phase.information, records, now.date()) == []  # the UTC day
+    assert missing_consent(rules, Phase.information, records, today) == [
+        ConsentScope.social_network_conference,
+        ConsentScope.family_involvement,
+    ]
