@@ -444,50 +444,70 @@ def continuity(session: Session, *, now: datetime) -> list[ContinuityRow]:
     """Per agency, over the conferences prepared in the last `CONTINUITY_WINDOW` (12 months):
     the share of its named participations attended by the person who most often represents it
     in that case (as `models.continuity`, over those conferences, summed over cases)."""
-    per_person = (
+    since = now - CONTINUITY_WINDOW
+    # The roles that are not professional: one index range per conference, not five.
+    not_professional = [str(r) for r in Role if r not in PROFESSIONAL_ROLES]
+    person = col(Participant.representative_id)
+    # One sort of the participations, by case and agency (case first: conferences come case by
+    # case from their index). Where one person, or nobody, was named for an agency in a case,
+    # that person attended all its named participations; only where two or more were named is
+    # each one's count looked up (one small grouped lookup per such case and agency).
+    per_case = (
         select(  # type: ignore[call-overload]
-            col(Participant.agency_id).label("agency_id"),
             col(Conference.case_id).label("case_id"),
-            col(Participant.representative_id).label("person"),
-            func.count().label("n"),
+            col(Participant.agency_id).label("agency_id"),
+            func.count().label("all"),
+            func.count(person).label("named"),
+            func.min(person).label("first"),
+            func.max(person).label("last"),
         )
         .select_from(Conference)
         .join(Participant, col(Participant.conference_id) == col(Conference.id))
         .where(
-            col(Conference.created_at) >= now - CONTINUITY_WINDOW,
-            # The roles that are not professional: one index range per conference, not five.
-            col(Participant.role).not_in([str(r) for r in Role if r not in PROFESSIONAL_ROLES]),
+            col(Conference.created_at) >= since,
+            col(Participant.role).not_in(not_professional),
             col(Participant.agency_id).is_not(None),
         )
-        # Case first: conferences come case by case from their index, so the sort that groups
-        # them has little to do (about half the time of agency first at 10,000 cases).
-        .group_by(
-            col(Conference.case_id),
-            col(Participant.agency_id),
-            col(Participant.representative_id),
+        .group_by(col(Conference.case_id), col(Participant.agency_id))
+        .subquery("per_case")
+    )
+    attended = aliased(Conference)
+    attending = aliased(Participant)
+    per_person = (
+        select(func.count().label("n"))  # type: ignore[call-overload]
+        .select_from(attended)
+        .join(attending, col(attending.conference_id) == col(attended.id))
+        .where(
+            col(attended.case_id) == per_case.c.case_id,
+            col(attending.agency_id) == per_case.c.agency_id,
+            col(attended.created_at) >= since,
+            col(attending.role).not_in(not_professional),
+            col(attending.representative_id).is_not(None),
         )
+        .group_by(col(attending.representative_id))
+        .correlate(per_case)
         .subquery("per_person")
     )
-    named_n = case((per_person.c.person.is_not(None), per_person.c.n), else_=0)
-    per_case = (
+    most = select(func.max(per_person.c.n)).correlate(per_case).scalar_subquery()
+    same = case(
+        (or_(per_case.c.named <= 1, per_case.c["first"] == per_case.c["last"]), per_case.c.named),
+        else_=most,
+    )
+    per_agency = (
         select(  # type: ignore[call-overload]
-            per_person.c.agency_id,
-            func.sum(per_person.c.n).label("all"),
-            func.sum(named_n).label("named"),
-            func.max(named_n).label("same"),
+            per_case.c.agency_id,
+            func.sum(per_case.c["all"]).label("all"),
+            func.sum(per_case.c.named).label("named"),
+            func.sum(same).label("same"),
         )
-        .group_by(per_person.c.case_id, per_person.c.agency_id)
-        .subquery("per_case")
+        .group_by(per_case.c.agency_id)
+        .subquery("per_agency")
     )
     rows = session.exec(
         select(  # type: ignore[call-overload]
-            Agency.code,
-            func.sum(per_case.c["all"]),
-            func.sum(per_case.c.named),
-            func.sum(per_case.c.same),
+            Agency.code, per_agency.c["all"], per_agency.c.named, per_agency.c.same
         )
-        .join(Agency, col(Agency.id) == per_case.c.agency_id)
-        .group_by(Agency.code)
+        .join(Agency, col(Agency.id) == per_agency.c.agency_id)
         .order_by(Agency.code)
     ).all()
     return [ContinuityRow(code, int(n), int(named), int(same)) for code, n, named, same in rows]
