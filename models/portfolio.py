@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from statistics import median
 from typing import Any
 
@@ -552,13 +553,50 @@ class Quarter:
 
 
 def quarter(session: Session, *, start: date, end: date) -> Quarter:
-    """A quarter's figures (UTC days): referrals, repeats, conferences held (decision released),
-    consent refused and withdrawn, days from referral to the first conference, reviews held on
-    time (on or before their due day), closures by reason."""
-    lo, hi = _midnight(start), _midnight(end)
-    referrals = session.exec(
-        select(func.count()).where(col(Case.created_at) >= lo, col(Case.created_at) < hi)
-    ).one()
+    """One quarter's figures (`quarters`)."""
+    return quarters(session, [(start, end)])[0]
+
+
+def quarters(session: Session, bounds: list[tuple[date, date]]) -> list[Quarter]:
+    """Consecutive quarters' figures (UTC days), each quarter as `bounds` gives it, first to
+    last: referrals, repeats, conferences held (decision released), consent refused and
+    withdrawn, days from referral to the first conference, reviews held on time (on or before
+    their due day), closures by reason. Each figure is one query over all the quarters, each
+    row placed in its quarter, rather than one query per quarter."""
+    if any(end != start for (_, end), (start, _) in pairwise(bounds)):
+        raise ValueError("quarters: bounds must follow one another")
+    lo, hi = _midnight(bounds[0][0]), _midnight(bounds[-1][1])
+
+    def within(moment: Any) -> Any:
+        return and_(moment >= lo, moment < hi)
+
+    def which(moment: Any) -> Any:
+        """The index of the quarter `moment` falls in (`within` all of them)."""
+        return case(
+            *((moment < literal(_midnight(e), UTCDateTime), i) for i, (_, e) in enumerate(bounds)),
+            else_=len(bounds) - 1,
+        )
+
+    def grouped(value: Any, moment: Any, *where: Any) -> list[dict[Any, int]]:
+        """Rows counted by `value`, per quarter of `moment`. Computed inside and grouped on
+        outside: PostgreSQL would not match the same parameterised CASE written twice."""
+        inner = select(value.label("value"), which(moment).label("q")).where(within(moment), *where)
+        placed = inner.subquery("placed")
+        found: list[dict[Any, int]] = [{} for _ in bounds]
+        for v, q, n in session.exec(
+            select(placed.c.value, placed.c.q, func.count()).group_by(  # type: ignore[call-overload]
+                placed.c.value, placed.c.q
+            )
+        ):
+            found[q][v] = int(n)
+        return found
+
+    def of(moment: datetime) -> int:
+        """The quarter a moment read back falls in (it is `within` all of them)."""
+        day = _aware(moment)
+        return next(i for i, (_, e) in enumerate(bounds) if day < _midnight(e))
+
+    referrals = grouped(literal("all"), col(Case.created_at))
     earlier = aliased(Case)
     # Identities stay with the agencies: the same person is the same agency file number.
     pairs = session.exec(
@@ -572,43 +610,36 @@ def quarter(session: Session, *, start: date, end: date) -> Quarter:
                 col(earlier.status) == CaseStatus.closed,
             ),
         )
-        .where(col(Case.created_at) >= lo, col(Case.created_at) < hi)
+        .where(within(col(Case.created_at)))
     ).all()
-    repeats = {
-        case_id
-        for case_id, created, closed in pairs
-        if closed is not None
-        and _aware(closed) <= _aware(created) <= _aware(closed) + REPEAT_WINDOW
-    }
-    held_in = and_(col(Conference.released_at) >= lo, col(Conference.released_at) < hi)
-    held = dict(
-        session.exec(
-            select(Conference.conference_type, func.count())  # type: ignore[call-overload]
-            .where(held_in)
-            .group_by(Conference.conference_type)
-        ).all()
-    )
-    consent = dict(
-        session.exec(
-            select(ConsentRecord.decision, func.count())  # type: ignore[call-overload]
-            .where(
-                col(ConsentRecord.recorded_at) >= lo,
-                col(ConsentRecord.recorded_at) < hi,
-                col(ConsentRecord.decision).in_(
-                    [str(ConsentDecision.refused), str(ConsentDecision.withdrawn)]
-                ),
-            )
-            .group_by(ConsentRecord.decision)
-        ).all()
+    repeats: list[set[int]] = [set() for _ in bounds]
+    for case_id, created, closed in pairs:
+        if (
+            case_id is not None
+            and closed is not None
+            and (_aware(closed) <= _aware(created) <= _aware(closed) + REPEAT_WINDOW)
+        ):
+            repeats[of(created)].add(case_id)
+    released = col(Conference.released_at)
+    held = grouped(col(Conference.conference_type), released)
+    consent = grouped(
+        col(ConsentRecord.decision),
+        col(ConsentRecord.recorded_at),
+        col(ConsentRecord.decision).in_(
+            [str(ConsentDecision.refused), str(ConsentDecision.withdrawn)]
+        ),
     )
     firsts = session.exec(
-        select(Case.created_at, Conference.starts_at)
+        select(which(released), Case.created_at, Conference.starts_at)  # type: ignore[call-overload]
         .join(Case, col(Case.id) == col(Conference.case_id))
-        .where(held_in, col(Conference.cycle) == 1, col(Conference.starts_at).is_not(None))
+        .where(within(released), col(Conference.cycle) == 1, col(Conference.starts_at).is_not(None))
     ).all()
-    days = [(_aware(s) - _aware(c)).total_seconds() / 86400 for c, s in firsts if s is not None]
+    days: list[list[float]] = [[] for _ in bounds]
+    for q, c, s in firsts:
+        if s is not None:
+            days[q].append((_aware(s) - _aware(c)).total_seconds() / 86400)
     review_rows = session.exec(
-        select(Conference.starts_at, Review.due_at)
+        select(which(released), Conference.starts_at, Review.due_at)  # type: ignore[call-overload]
         .join(
             Review,
             and_(
@@ -617,32 +648,32 @@ def quarter(session: Session, *, start: date, end: date) -> Quarter:
                 col(Review.status) == ReviewStatus.started,
             ),
         )
-        .where(held_in, col(Conference.kind) == ConferenceKind.review)
+        .where(within(released), col(Conference.kind) == ConferenceKind.review)
     ).all()
-    on_time = sum(
-        1 for s, d in review_rows if s is not None and _aware(s).date() <= _aware(d).date()
-    )
-    closures = dict(
-        session.exec(
-            select(Case.closure_reason, func.count())  # type: ignore[call-overload]
-            .where(col(Case.closed_at) >= lo, col(Case.closed_at) < hi)
-            .group_by(Case.closure_reason)
-        ).all()
-    )
-    return Quarter(
-        label=quarter_label(start),
-        start=start,
-        end=end,
-        referrals=int(referrals),
-        repeat_referrals=len(repeats),
-        conferences_held={str(k): int(v) for k, v in held.items()},
-        consent={str(k): int(v) for k, v in consent.items()},
-        first_conferences=len(days),
-        median_days_to_first_conference=round(median(days), 1) if days else None,
-        reviews_held=len(review_rows),
-        reviews_on_time=on_time,
-        closures={str(k or NONE): int(v) for k, v in closures.items()},
-    )
+    reviews_held = [0 for _ in bounds]
+    on_time = [0 for _ in bounds]
+    for q, s, d in review_rows:
+        reviews_held[q] += 1
+        if s is not None and _aware(s).date() <= _aware(d).date():
+            on_time[q] += 1
+    closures = grouped(col(Case.closure_reason), col(Case.closed_at))
+    return [
+        Quarter(
+            label=quarter_label(start),
+            start=start,
+            end=end,
+            referrals=referrals[i].get("all", 0),
+            repeat_referrals=len(repeats[i]),
+            conferences_held={str(k): v for k, v in held[i].items()},
+            consent={str(k): v for k, v in consent[i].items()},
+            first_conferences=len(days[i]),
+            median_days_to_first_conference=round(median(days[i]), 1) if days[i] else None,
+            reviews_held=reviews_held[i],
+            reviews_on_time=on_time[i],
+            closures={str(k or NONE): v for k, v in closures[i].items()},
+        )
+        for i, (start, end) in enumerate(bounds)
+    ]
 
 
 # --- cases by stage over the last quarters ------------------------------------------------------

@@ -58,7 +58,7 @@ def build_report(
     """Every portfolio artifact's Markdown by key, from the record as it is at `now`."""
     first, end = figures.quarter_of(now.date())
     previous = figures.quarter_of(figures.add_months(first, -3))
-    quarters = [figures.quarter(session, start=s, end=e) for s, e in (previous, (first, end))]
+    quarters = figures.quarters(session, [previous, (first, end)])
     return {
         "caseconf-portfolio": portfolio_markdown(
             figures.portfolio(session, known_profiles=known_profiles),
