@@ -249,7 +249,8 @@ class Decision(BaseModel):
     decisions: list[str] = Field(
         default_factory=list,
         description="Further decisions of the professionals, one per entry (no names); "
-        "professional: the client and family do not read them.",
+        "professional: the client and family do not read them. Without a drafted plan, at "
+        "least one decision, shared decision or action is needed.",
     )
     shared_decisions: list[str] = Field(
         default_factory=list,
