@@ -6,8 +6,6 @@ purpose and its reason read on the form that asks again, until the review is sch
 Screenshots of every form go to docs/screenshots/coordinator-*.png (looked at before they were
 committed). Skipped loudly where Chromium is missing (tests/browser.py)."""
 
-import contextvars
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -21,10 +19,6 @@ from tests.prefect_harness import FINAL, Walk, wait_for
 pytestmark = [
     pytest.mark.flow,
     pytest.mark.database,
-    # Unfinished (see the lead's report): the security walk reaches the decision form, whose
-    # answer sent by the UI is refused (reason not yet read); the social-network walk has not
-    # run end to end yet.
-    pytest.mark.skip(reason="browser walk unfinished: the decision sent by the UI is refused"),
 ]
 
 AGENCY = "neustart-wien"  # the coordinator's own agency
@@ -133,40 +127,6 @@ class Coordinator:
         assert sent.value.ok, (name, sent.value.status, sent.value.text())
         dialog.wait_for(state="hidden")
 
-    def answer_items_through_the_api(self, dialog: Any, name: str) -> None:
-        """The information form, filled in the browser, sent as the API would send it.
-
-        Prefect 3.9.1's v2 UI cannot submit a form with a field named `items` (the JSON Schema
-        keyword): its pre-submit check (/ui/schemas/validate) answers 422 "Invalid schema" and
-        Resume does nothing. Until the field is renamed, the filled form is screenshotted and
-        its answer sent with resume_flow_run, as the UI would."""
-        assert self.walk is not None
-        choose(dialog, "Acting Representative", REP)
-        self.shot(name, dialog)
-        entries = field(dialog, "Contributions").first.locator(
-            "xpath=.//*[@aria-label='Drag to reorder']/.."
-        )
-        items = []
-        for n in range(entries.count()):
-            entry = entries.nth(n)
-            picked = {
-                key: field(entry, label).first.locator("button[aria-haspopup=listbox]")
-                for key, label in (("agency", "Agency"), ("classification", "Classification"))
-            }
-            item = {key: button.inner_text().strip() for key, button in picked.items()}
-            for key, label in (("summary", "Summary"), ("pointer", "Pointer")):
-                typed = field(entry, label).first.locator("textarea")
-                if typed.count():
-                    item[key] = typed.first.input_value()
-            items.append(item)
-        self.tab.keyboard.press("Escape")
-        walk = self.walk
-        context = contextvars.copy_context()
-        with ThreadPoolExecutor(1) as pool:  # Playwright's own loop runs in this thread
-            pool.submit(
-                context.run, walk.answer, contributions=items, acting_representative=REP
-            ).result()
-
     def shot(self, name: str, element: Any = None) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = str(SCREENSHOTS / f"coordinator-{self.shots}{name}.png")
@@ -192,6 +152,8 @@ def finish(walk: Walk) -> str:
     return reference
 
 
+# Unfinished (see the lead's report): not yet run end to end.
+@pytest.mark.skip(reason="social-network browser walk not yet run end to end")
 def test_a_social_network_case_walked_in_the_browser(serving, prefect_server, tab) -> None:
     me = Coordinator(tab, prefect_server.api_url.removesuffix("/api") + "/v2", "")
     walk = me.refer("pre_release")
@@ -223,11 +185,11 @@ def test_a_social_network_case_walked_in_the_browser(serving, prefect_server, ta
     me.resume(form, "stakeholders")
 
     form = me.form("information")
-    entry = add_item(form, "Items")
+    entry = add_item(form, "Contributions")
     choose(entry, "Agency", AGENCY)
     choose(entry, "Classification", "shared")
     type_in(entry, "Summary", "Reports regularly; housing is the open question")
-    me.answer_items_through_the_api(form, "information")
+    me.resume(form, "information")
 
     form = me.form("family-only")
     for item in ("Stay with the sister for the first weeks", "Apply for council housing"):
@@ -263,12 +225,21 @@ def test_a_security_case_walked_in_the_browser(serving, prefect_server, tab) -> 
     me.resume(form, "stakeholders")
 
     form = me.form("information")
-    entry = add_item(form, "Items")
+    entry = add_item(form, "Contributions")
     choose(entry, "Agency", "dsn")
     choose(entry, "Classification", "restricted")
     type_in(entry, "Pointer", "dsn case file, section 3")
-    me.answer_items_through_the_api(form, "information")
+    me.resume(form, "information")
 
+    # Refused on purpose: a security conference that decides nothing.
     form = me.form("decision")
+    me.resume(form, "decision-refused")
+    form = me.form("decision", attempt=1)
+    assert form.get_by_text("was not accepted").count() >= 1
+    assert "record at least one decision or action" in form.inner_text()
+    me.shot("decision-asked-again", form)
+    add_item(form, "Decisions").locator("textarea").fill(
+        "Weekly reporting to the probation officer"
+    )
     me.resume(form, "decision")
     finish(walk)
