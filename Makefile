@@ -67,7 +67,7 @@ run: load
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
-	env -u CASECONF_TEST_DATABASE_URL $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	env -u CASECONF_TEST_DATABASE_URL $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --durations=15 $(PYTEST_ARGS)
 	@if [ -n "$${CASECONF_TEST_DATABASE_URL:-}" ]; then \
 	  echo "make test: PostgreSQL pass on $$CASECONF_TEST_DATABASE_URL"; \
 	  $(BIN)/pytest -m "database and not flow" $(PYTEST_ARGS); \

@@ -130,12 +130,20 @@ def mail(tmp_root: Path) -> Iterator["MailCatcher"]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Whole-case walks first, the longest first: with `-n 2` (make test) the two workers then
     finish together instead of one waiting for a long walk that started last."""
-    order = {"test_long_walk.py": 0, "test_case_flow.py": 1}
+    # The longest first: the dated tests again under another clock (a child pytest), the walks,
+    # the production stack (mostly waiting on heartbeats), then the other walks.
+    order = {
+        "test_other_clocks.py": 0,
+        "test_long_walk.py": 0,
+        "test_production_topology.py": 1,
+        "test_pool_move.py": 1,
+        "test_case_flow.py": 1,
+    }
 
     def rank(item: pytest.Item) -> int:
-        if item.get_closest_marker("flow") is None:
-            return 3
-        return order.get(item.path.name, 2)
+        if item.path.name in order:
+            return order[item.path.name]
+        return 2 if item.get_closest_marker("flow") is not None else 3
 
     items.sort(key=rank)  # stable: collection order within each rank
 
