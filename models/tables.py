@@ -125,6 +125,18 @@ class Case(SQLModel, table=True):
         Index("ix_case_created_at", "created_at"),
         Index("ix_case_closed_at", "closed_at"),
         Index("ix_case_file_number", "referring_agency_id", "referral_file_number"),
+        # The portfolio's open cases by stage, type, profile, area, referrer and lead, read and
+        # grouped in the index's order alone (no sort, no row read).
+        Index(
+            "ix_case_status_placement",
+            "status",
+            "stage",
+            "conference_type",
+            "profile",
+            "area",
+            "referring_agency_id",
+            "lead_agency_id",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
