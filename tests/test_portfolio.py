@@ -16,7 +16,13 @@ import pytest
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from models.directory import load_directory, sync_directory
-from models.portfolio import CONTINUITY_WINDOW, WAITING_PHASES, add_months, quarter_of
+from models.portfolio import (
+    CONTINUITY_WINDOW,
+    WAITING_PHASES,
+    add_months,
+    continuity,
+    quarter_of,
+)
 from models.portfolio_report import ARTIFACTS, build_report
 from models.tables import (
     ActionItem,
@@ -652,3 +658,39 @@ def test_waiting_since_is_when_the_case_reached_its_step(session: Session) -> No
     session.flush()
     session.refresh(case)
     assert case.phase_since == NOW - timedelta(hours=2)
+
+
+def test_continuity_counts_who_came_most_often_in_each_case(session: Session) -> None:
+    """Where several people represented an agency in one case, the one who came most often
+    counts (2 of 3); where one did, all its named participations count, unnamed ones do not.
+    Other tests' cases share the database, so the test looks at what its case adds."""
+    before = {r.agency: r for r in continuity(session, now=NOW)}
+    w = World(session)
+    shifting = w.case(phase="decision")
+    for cycle, (rep, jva) in enumerate(
+        [
+            ("neustart-wien-1", "jva-wien-1"),
+            ("neustart-wien-2", "jva-wien-1"),
+            ("neustart-wien-1", None),
+        ],
+        start=1,
+    ):
+        w.conference(
+            shifting,
+            cycle=cycle,
+            starts=NOW - timedelta(days=100 - 30 * cycle),
+            people={"neustart-wien": ("lead", rep), "jva-wien": ("core", jva)},
+        )
+    session.flush()
+    after = {r.agency: r for r in continuity(session, now=NOW)}
+
+    def added(code: str) -> tuple[int, int, int]:
+        was, now = before.get(code), after[code]
+        return (
+            now.conferences - (was.conferences if was else 0),
+            now.named - (was.named if was else 0),
+            now.same_person - (was.same_person if was else 0),
+        )
+
+    assert added("neustart-wien") == (3, 3, 2)
+    assert added("jva-wien") == (3, 2, 2)
