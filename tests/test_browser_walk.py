@@ -104,7 +104,10 @@ class Coordinator:
         """The run page's "Open menu" -> "Resume": the dialog with the step's form."""
         assert self.walk is not None
         self.walk.waits_at(step, attempt)
-        self.walk.schema()  # the form is saved a moment after the run starts waiting
+        # The form is saved a moment after the run starts waiting, its schema first and its
+        # description (with a refusal's reason) next: a dialog opened between the two has none.
+        self.walk.schema()
+        self.walk._form_input("description")
         tab = self.tab
         tab.goto(f"{self.ui}/runs/flow-run/{self.walk.run_id}")
         tab.get_by_role("button", name="Open menu").first.click()
