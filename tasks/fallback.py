@@ -4,21 +4,17 @@ from prefect import task
 from sqlmodel import Session, select
 
 from models import cases
-from models.audit import audit
 from models.conference import get_conference, participants
 from models.database import session_scope
 from models.fallback import changes, describe_changes, reselect_as_security
 from models.forms import Stakeholders
 from models.participants import (
     last_representatives,
-    named_representatives,
     proposed_representatives,
 )
-from models.stakeholders import apply_changes, core_cap_warning
 from models.tables import Agency, Representative
-from models.vocabulary import ConferenceType, Stage
 from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
-from tasks.stakeholders import _selection
+from tasks.stakeholders import _selection, audit_list_changes, confirmed_list
 
 
 def _known_representatives(
@@ -72,55 +68,20 @@ def confirm_security_participants(
         rep = cases.acting_representative(session, code=answer.acting_representative)
         case = cases.get_case(session, case_id)
         conference = get_conference(session, conference_id)
-        profile, agencies, selection = _selection(session, case, conference)
-        confirmed = apply_changes(
-            selection.proposals,
-            add=answer.add,
-            remove=answer.remove,
-            reason=answer.reason,
-            profile=profile,
-            agencies=agencies,
-            stage=Stage(case.stage),
-            conference_type=ConferenceType(conference.conference_type),
-        )
-        # The cap counts the confirmed core, coordinator additions included.
-        over_cap = core_cap_warning(confirmed, profile)
-        if over_cap:
-            audit(
-                session,
-                action="participants.core_cap",
-                case_id=case_id,
-                actor_id=rep.id,
-                at=at,
-                detail=over_cap,
-            )
-        last = last_representatives(session, case_id=case_id, before_cycle=conference.cycle)
-        named = named_representatives(
-            session,
-            entries=[(e.agency, e.representative) for e in answer.representatives],
-            participating={p.agency_code for p in confirmed},
-            left_out=answer.remove,
+        chosen = confirmed_list(
+            session, case=case, conference=conference, answer=answer, actor_id=rep.id, at=at
         )
         found = reselect_as_security(
             session,
             case=case,
             conference=conference,
-            confirmed=confirmed,
-            representatives=named,
-            last=last,
+            confirmed=chosen.proposals,
+            representatives=chosen.named,
+            last=chosen.last,
             actor_id=rep.id,
             now=at,
         )
-        if answer.add or answer.remove:
-            audit(
-                session,
-                action="participants.changed",
-                case_id=case_id,
-                actor_id=rep.id,
-                at=at,
-                detail=f"added {sorted(answer.add)}, removed {sorted(answer.remove)}",
-                justification=answer.reason,
-            )
+        audit_list_changes(session, case_id=case_id, actor_id=rep.id, at=at, answer=answer)
         return {"changes": len(found)}
 
     return apply_once(step_key=step_key, case_id=case_id, attempt=attempt, write=write)

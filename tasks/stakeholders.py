@@ -1,5 +1,8 @@
 """Stakeholder selection: propose by the profile's rules, explained; confirm with the coordinator."""
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from sqlmodel import Session, select
@@ -28,7 +31,7 @@ from models.stakeholders import (
     core_cap_warning,
     propose_participants,
 )
-from models.tables import Agency, Case, Conference
+from models.tables import Agency, Case, Conference, Representative
 from models.vocabulary import AgencyKind, ConferenceType, ConsentScope, Need, Stage
 from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
 
@@ -126,6 +129,78 @@ def form_choices(
     return offered
 
 
+@dataclass(frozen=True)
+class ConfirmedList:
+    """The coordinator's answer applied to the profile's proposal: who takes part and who
+    represents each agency, not yet recorded."""
+
+    profile: Profile
+    agencies: list[AgencyView]
+    selection: Selection
+    proposals: list[Proposal]
+    named: dict[str, Representative]
+    last: dict[str, str]
+
+
+def confirmed_list(
+    session: Session,
+    *,
+    case: Case,
+    conference: Conference,
+    answer: Stakeholders,
+    actor_id: int | None,
+    at: datetime,
+) -> ConfirmedList:
+    """Apply the stakeholders form's changes and named representatives to the proposal (all or
+    nothing: Refusal); a confirmed core over the profile's cap is audited."""
+    profile, agencies, selection = _selection(session, case, conference)
+    confirmed = apply_changes(
+        selection.proposals,
+        add=answer.add,
+        remove=answer.remove,
+        reason=answer.reason,
+        profile=profile,
+        agencies=agencies,
+        stage=Stage(case.stage),
+        conference_type=ConferenceType(conference.conference_type),
+    )
+    # The cap counts the confirmed core, coordinator additions included.
+    over_cap = core_cap_warning(confirmed, profile)
+    if over_cap:
+        audit(
+            session,
+            action="participants.core_cap",
+            case_id=case.id,
+            actor_id=actor_id,
+            at=at,
+            detail=over_cap,
+        )
+    last = last_representatives(session, case_id=case.id, before_cycle=conference.cycle)  # type: ignore[arg-type]
+    named = named_representatives(
+        session,
+        entries=[(e.agency, e.representative) for e in answer.representatives],
+        participating={p.agency_code for p in confirmed},
+        left_out=answer.remove,
+    )
+    return ConfirmedList(profile, agencies, selection, confirmed, named, last)
+
+
+def audit_list_changes(
+    session: Session, *, case_id: int, actor_id: int | None, at: datetime, answer: Stakeholders
+) -> None:
+    """Audit the coordinator's additions and removals with their reason, if any."""
+    if answer.add or answer.remove:
+        audit(
+            session,
+            action="participants.changed",
+            case_id=case_id,
+            actor_id=actor_id,
+            at=at,
+            detail=f"added {sorted(answer.add)}, removed {sorted(answer.remove)}",
+            justification=answer.reason,
+        )
+
+
 @task(**DATABASE_RETRIES)
 def confirm_participants(
     step_key: str, attempt: int, case_id: int, conference_id: int, answer: Stakeholders
@@ -137,35 +212,11 @@ def confirm_participants(
         rep = cases.acting_representative(session, code=answer.acting_representative)
         case = cases.get_case(session, case_id)
         conference = get_conference(session, conference_id)
-        profile, agencies, selection = _selection(session, case, conference)
-        confirmed = apply_changes(
-            selection.proposals,
-            add=answer.add,
-            remove=answer.remove,
-            reason=answer.reason,
-            profile=profile,
-            agencies=agencies,
-            stage=Stage(case.stage),
-            conference_type=ConferenceType(conference.conference_type),
+        chosen = confirmed_list(
+            session, case=case, conference=conference, answer=answer, actor_id=rep.id, at=at
         )
-        # The cap counts the confirmed core, coordinator additions included.
-        over_cap = core_cap_warning(confirmed, profile)
-        if over_cap:
-            audit(
-                session,
-                action="participants.core_cap",
-                case_id=case_id,
-                actor_id=rep.id,
-                at=at,
-                detail=over_cap,
-            )
-        last = last_representatives(session, case_id=case_id, before_cycle=conference.cycle)
-        named = named_representatives(
-            session,
-            entries=[(e.agency, e.representative) for e in answer.representatives],
-            participating={p.agency_code for p in confirmed},
-            left_out=answer.remove,
-        )
+        profile, agencies, selection = chosen.profile, chosen.agencies, chosen.selection
+        confirmed, named, last = chosen.proposals, chosen.named, chosen.last
         rules = profile.rules_for(ConferenceType(conference.conference_type))
         family_involved = rules.client_and_family and consent.consent_in_force(
             session,
@@ -195,16 +246,7 @@ def confirm_participants(
                 at=at,
                 detail=f"{agency}: {after} attends instead of {before}",
             )
-        if answer.add or answer.remove:
-            audit(
-                session,
-                action="participants.changed",
-                case_id=case_id,
-                actor_id=rep.id,
-                at=at,
-                detail=f"added {sorted(answer.add)}, removed {sorted(answer.remove)}",
-                justification=answer.reason,
-            )
+        audit_list_changes(session, case_id=case_id, actor_id=rep.id, at=at, answer=answer)
         audit(session, action="participants.confirmed", case_id=case_id, actor_id=rep.id, at=at)
         cases.set_phase(session, case=case, phase=rules.phases[0], now=at)
         return {"participant_ids": participant_ids}
