@@ -178,7 +178,8 @@ def test_a_social_network_case_walked_in_the_browser(serving, prefect_server, ta
     choose(form, "Add", "psd-wien")
     me.resume(form, "stakeholders-refused")
     form = me.form("stakeholders", attempt=1)
-    assert form.get_by_text("was not accepted").count() >= 1
+    # The description is rendered a moment after the dialog opens: wait for the reason.
+    form.get_by_text("was not accepted").first.wait_for(timeout=30_000)
     assert "reason" in form.inner_text()
     me.shot("stakeholders-asked-again", form)
     choose(form, "Add", "psd-wien")
@@ -236,7 +237,8 @@ def test_a_security_case_walked_in_the_browser(serving, prefect_server, tab) -> 
     form = me.form("decision")
     me.resume(form, "decision-refused")
     form = me.form("decision", attempt=1)
-    assert form.get_by_text("was not accepted").count() >= 1
+    # The description is rendered a moment after the dialog opens: wait for the reason.
+    form.get_by_text("was not accepted").first.wait_for(timeout=30_000)
     assert "record at least one decision or action" in form.inner_text()
     me.shot("decision-asked-again", form)
     add_item(form, "Decisions").locator("textarea").fill(
