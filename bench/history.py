@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlmodel import Session, col, func, select
 
-from models.notifications import notification_key
+from models.messaging.notifications import notification_key
 from models.review import review_key, review_starts_at
 from models.tables import (
     ActionItem,
@@ -812,7 +812,7 @@ def reads(subjects: dict[str, Subject], repeat: int = 200) -> list[tuple[str, di
     from tasks.steps import step_answered, step_refusals
 
     def failures(case_id: int) -> object:
-        from models.outbox import failures
+        from models.messaging.outbox import failures
 
         with session_scope() as session:
             return failures(session, case_id=case_id)

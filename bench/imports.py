@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BEFORE = "a3dc5f3"  # the last commit that imported them at module level
 REPEAT = 15
-HEAVY = ("apprise", "icalendar", "jinja2", "aiosmtpd", "models.mail_plugin")
+HEAVY = ("apprise", "icalendar", "jinja2", "aiosmtpd", "models.messaging.mail_plugin")
 
 PROBE = f"""
 import json, sys, time

@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from deployments.mailcatcher import MailCatcher, free_port
-from models.channels import Outgoing, Transport
-from models.mail_plugin import build_message
+from models.messaging.channels import Outgoing, Transport
+from models.messaging.mail_plugin import build_message
 
 RECIPIENTS = 30
 WORKERS = 8

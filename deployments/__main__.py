@@ -4,7 +4,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from models.channels import ChannelConfigError, check_tags, load_apprise_config
 from models.database import migrate, session_scope
 from models.directory import (
     Directory,
@@ -13,6 +12,7 @@ from models.directory import (
     load_directory,
     sync_directory,
 )
+from models.messaging.channels import ChannelConfigError, check_tags, load_apprise_config
 from models.profile import Profile, ProfileError, load_profile
 from models.settings import get_settings
 from models.stakeholders import AgencyView, unsupplied
@@ -95,8 +95,8 @@ def resend() -> int:
     """Queue every failed message again and send each once, concurrently."""
     from datetime import UTC, datetime, timedelta
 
-    from models.channels import Transport
-    from models.outbox import requeue_failed, send_now
+    from models.messaging.channels import Transport
+    from models.messaging.outbox import requeue_failed, send_now
 
     settings = get_settings()
     with session_scope() as session:

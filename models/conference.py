@@ -569,7 +569,7 @@ def audience(
     its agency; `restricted` never outside a security conference; `shared` only, when the
     profile makes its kind need the client's `share_with:<agency>` consent and
     `share_with_held` says it is not in force. The channel's clearance is applied on top when a
-    message is composed (models/delivery.py)."""
+    message is composed (models/messaging/delivery.py)."""
     if role not in PROFESSIONAL_ROLES:
         return {Classification.shared}
     if not share_with_held and needs_share_with(profile, conference_type, kinds):

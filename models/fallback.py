@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from models.audit import audit
 from models.handover import HANDED_OVER_ROLES
 from models.invitations import queue_handover
-from models.notifications import queue_to_agency
+from models.messaging.notifications import queue_to_agency
 from models.participants import record_participants, substitutions
 from models.stakeholders import Proposal
 from models.tables import Agency, Case, Conference, Notification, Participant, Representative

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from models.invitations import queue_invitations
-from models.notifications import queue_to_agency
+from models.messaging.notifications import queue_to_agency
 from models.release import queue_action_notice
 from models.tables import ActionItem, Case, Conference, Participant, Review
 from models.vocabulary import ActionStatus, CaseStatus, ReviewStatus, Role

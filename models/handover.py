@@ -2,7 +2,7 @@
 
 A hand-over message says for whom it is (the client, or a family member by relation, never by
 name) and carries the meeting as a file to hand over, not as a meeting request into the
-intermediary's own calendar (models/delivery.py). An intermediary that also attends gets its
+intermediary's own calendar (models/messaging/delivery.py). An intermediary that also attends gets its
 own invitation besides.
 """
 

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from models.audit import audit
 from models.errors import Refusal
 from models.handover import handover_for, handover_recipient
-from models.notifications import queue_to_agency
+from models.messaging.notifications import queue_to_agency
 from models.tables import Case, Conference, Notification, Participant
 from models.vocabulary import PROFESSIONAL_ROLES, ConferenceType, NotificationStatus, Role
 

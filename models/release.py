@@ -8,7 +8,7 @@ from sqlmodel import Session, col, select
 from models.conference import attended_phases, audience, participants, plan_items
 from models.consent import consent_in_force
 from models.handover import handover_recipient
-from models.notifications import queue_to_agency
+from models.messaging.notifications import queue_to_agency
 from models.profile import Profile, load_profile
 from models.tables import ActionItem, Agency, Case, Conference, InformationItem, Participant
 from models.vocabulary import (
@@ -25,7 +25,7 @@ from models.vocabulary import (
 class Minutes:
     """What one participant may read in the minutes: the one place that decides, by role,
     phase attendance, profile, directory clearance and the client's share_with consent (the
-    channel is applied on top in models/delivery.py)."""
+    channel is applied on top in models/messaging/delivery.py)."""
 
     recipient: str
     role: Role

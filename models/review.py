@@ -10,7 +10,7 @@ from models import ledger
 from models.audit import audit
 from models.cases import set_phase
 from models.errors import Problem, Refusal
-from models.notifications import queue_to_agency
+from models.messaging.notifications import queue_to_agency
 from models.tables import Agency, Case, Conference, Participant, Review
 from models.vocabulary import CaseStatus, Phase, ReviewChangeKind, ReviewStatus, Role
 

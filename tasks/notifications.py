@@ -6,10 +6,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import task_run
 
-from models import outbox
-from models.channels import DeliveryError, Transport
 from models.database import session_scope
 from models.followup import queue_due_notices
+from models.messaging import outbox
+from models.messaging.channels import DeliveryError, Transport
 from models.settings import get_settings
 from tasks.policies import CHECK, DATABASE_RETRIES, EFFECT, now
 

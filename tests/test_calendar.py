@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 
-from models.calendar import PRODID, conference_calendar
+from models.messaging.calendar import PRODID, conference_calendar
 
 VIENNA = ZoneInfo("Europe/Vienna")
 

@@ -19,12 +19,12 @@ from sqlmodel import select
 
 from deployments.mailcatcher import MailCatcher
 from models.cases import close_case, refer_case
-from models.channels import Transport
 from models.conference import open_conference
 from models.database import session_scope
 from models.followup import queue_due_notices
-from models.mail_plugin import message_id_for
-from models.outbox import requeue_failed, send_now
+from models.messaging.channels import Transport
+from models.messaging.mail_plugin import message_id_for
+from models.messaging.outbox import requeue_failed, send_now
 from models.participants import record_participants
 from models.stakeholders import Proposal
 from models.tables import ActionItem, Agency, Case, Notification

@@ -14,8 +14,8 @@ import apprise
 import pytest
 
 from deployments.mailcatcher import MailCatcher, free_port
-from models import mail_plugin
-from models.channels import (
+from models.messaging import mail_plugin
+from models.messaging.channels import (
     ChannelConfigError,
     DeliveryError,
     Outgoing,

@@ -13,7 +13,6 @@ from sqlmodel import Session, col, delete, select
 
 from deployments.mailcatcher import ChatCatcher, MailCatcher
 from models.cases import close_case, refer_case
-from models.channels import DeliveryError, Outgoing, Transport
 from models.conference import (
     InformationEntry,
     cancel_conference,
@@ -21,10 +20,11 @@ from models.conference import (
     record_information,
 )
 from models.database import session_scope
-from models.delivery import compose
 from models.followup import queue_due_notices
 from models.invitations import queue_invitations
-from models.outbox import failures, mark_failed, pending, requeue_failed, send_one
+from models.messaging.channels import DeliveryError, Outgoing, Transport
+from models.messaging.delivery import compose
+from models.messaging.outbox import failures, mark_failed, pending, requeue_failed, send_one
 from models.participants import record_participants
 from models.release import release
 from models.stakeholders import Proposal

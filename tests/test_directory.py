@@ -300,8 +300,8 @@ def test_barcelona_demo_directory_has_both_police_forces_and_a_case_manager() ->
 
 
 def test_barcelona_channels_each_have_an_apprise_url() -> None:
-    from models.channels import check_tags, load_apprise_config
     from models.directory import channel_tags
+    from models.messaging.channels import check_tags, load_apprise_config
 
     config = load_apprise_config(PROJECT_ROOT / "config" / "apprise.barcelona.yaml")
     check_tags(config.tags, channel_tags(load_directory(BARCELONA)))

@@ -18,12 +18,12 @@ from sqlmodel import col, select
 
 from deployments.mailcatcher import MailCatcher
 from models.cases import close_case, refer_case
-from models.channels import Transport
 from models.conference import open_conference
 from models.database import session_scope
 from models.invitations import queue_invitations
-from models.mail_plugin import build_message, message_id_for
-from models.outbox import send_one
+from models.messaging.channels import Transport
+from models.messaging.mail_plugin import build_message, message_id_for
+from models.messaging.outbox import send_one
 from models.participants import record_participants
 from models.stakeholders import Proposal
 from models.tables import Case, Notification

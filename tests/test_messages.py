@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.messages import (
+from models.messaging.messages import (
     LANGUAGES,
     TEMPLATES,
     Event,

@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 from models.cases import refer_case, representative_by_code
 from models.conference import open_conference
 from models.consent import ledger, missing_consent, record_consent
-from models.delivery import compose
+from models.messaging.delivery import compose
 from models.participants import record_participants
 from models.profile import ConferenceTypeRules, Profile
 from models.release import minutes_per_audience, release

@@ -17,11 +17,11 @@ from models.conference import (
     record_family_plan,
 )
 from models.consent import record_consent
-from models.delivery import compose
 from models.errors import Refusal
 from models.fallback import reselect_as_security, was_invited
 from models.followup import queue_due_notices
 from models.invitations import queue_invitations, record_handover
+from models.messaging.delivery import compose
 from models.participants import record_participants
 from models.profile import load_profile
 from models.release import minutes_for, release

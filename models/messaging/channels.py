@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from models import mail_plugin
+from models.messaging import mail_plugin
 
 if TYPE_CHECKING:
     import apprise

@@ -8,7 +8,7 @@ URL form::
 Apprise 2.0.1 only accepts schemas matching ``[a-z0-9]{1,32}``, so the schema has no
 hyphen (``caseconf-mail`` is rejected by ``apprise.decorators.notify``).
 
-The schema exists once :func:`register` has run (``models.channels`` runs it before it
+The schema exists once :func:`register` has run (``models.messaging.channels`` runs it before it
 reads a config). Apprise looks a URL's schema up in its process-wide plugin registry when a
 configuration is parsed, so register before building any ``AppriseConfig``. Apprise itself is
 imported only then: a flow run that sends nothing never loads it.

@@ -5,10 +5,10 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from models.channels import DeliveryError, Transport
 from models.database import session_scope
-from models.delivery import compose
-from models.mail_plugin import sending
+from models.messaging.channels import DeliveryError, Transport
+from models.messaging.delivery import compose
+from models.messaging.mail_plugin import sending
 from models.tables import Agency, Case, Notification
 from models.vocabulary import NotificationStatus
 

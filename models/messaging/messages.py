@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 from models.handover import Relation
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 LANGUAGES = ("en", "de")
 DEFAULT_LANGUAGE = "en"
 RECIPIENT_ROLES = frozenset(
