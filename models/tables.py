@@ -86,6 +86,20 @@ class Agency(SQLModel, table=True):
     active: bool = True
 
 
+class Venue(SQLModel, table=True):
+    """A place an agency offers for conferences, loaded from the agency directory.
+
+    Its label travels in every invitation and hand-over request, so it names a meeting room or a
+    video link, never anything about the client.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id", index=True)
+    code: str = Field(unique=True, max_length=64)
+    label: str = Field(max_length=300)
+    active: bool = True
+
+
 class Channel(SQLModel, table=True):
     """How an agency is reached: an Apprise tag (its URLs live in the Apprise config)."""
 

@@ -31,6 +31,7 @@ TABLES = {
     "review",
     "notification",
     "channel",
+    "venue",
     "auditevent",
     "effect",
     "formrefusal",
