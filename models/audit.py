@@ -1,8 +1,9 @@
-"""The audit log: append-only, who did, saw or exported what, for which case, and why."""
+"""The audit log: append-only, who did, saw or exported what, for which case, and why. caseconf
+only appends to it; it is read in the database, by those who audit."""
 
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from models.tables import AuditEvent
 
@@ -28,8 +29,3 @@ def audit(
     session.add(event)
     session.flush()
     return event
-
-
-def audit_trail(session: Session, *, case_id: int) -> list[AuditEvent]:
-    query = select(AuditEvent).where(AuditEvent.case_id == case_id)
-    return list(session.exec(query.order_by(col(AuditEvent.id))))

@@ -1,6 +1,5 @@
 """Reading and writing cases: referral, the pseudonymous reference, phase, closure."""
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,7 +18,8 @@ from models.vocabulary import (
     Stage,
 )
 
-REFERENCE_PATTERN = re.compile(r"^[A-Z]{2,10}-\d{4}-\d{4,}$")
+#: What `issue_reference` issues (prefix, year, number): the forms accept only this shape.
+REFERENCE_PATTERN = r"^[A-Z]{2,10}-\d{4}-\d{4,}$"
 
 
 @dataclass(frozen=True)
