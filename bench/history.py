@@ -677,7 +677,7 @@ def _answer(step: str, subject: Subject) -> dict[str, Any]:
             "conference_type": "security",
             "starts_at": starts_in(10),
             "time_zone": ZONE,
-            "location": "Justizanstalt Wien, room 2",
+            "location": "jva-wien-room-2",
             "acting_representative": REP,
         }
     if step == "stakeholders":

@@ -194,7 +194,7 @@ def cases_bench(cases: int) -> None:
         "conference_type": "security",
         "starts_at": f"{today + timedelta(days=10)}T10:00:00",
         "time_zone": "Europe/Vienna",
-        "location": "Room 1",
+        "location": "jva-wien-room-2",
         "acting_representative": "neustart-wien-1",
     }
     waiting = {StateType.PAUSED}

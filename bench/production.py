@@ -39,7 +39,7 @@ def _answers(began: datetime, number: str) -> list[dict[str, Any]]:
             "conference_type": "security",
             "starts_at": datetime.combine(began.date() + timedelta(days=10), clock(10)).isoformat(),
             "time_zone": "Europe/Vienna",
-            "location": "Justizanstalt, room 2",
+            "location": "jva-wien-room-2",
             "acting_representative": REP,
         },
         {"acting_representative": REP},

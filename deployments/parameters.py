@@ -27,6 +27,7 @@ def parameter_choices() -> dict[str, Choices]:
         representatives = choices.representatives(session)
         agencies = choices.agencies(session)
         areas = choices.areas(session)
+        venues = [] if settings.free_text_place else choices.venues(session)
     acting = {"acting_representative": representatives}
     return {
         "Referral": {
@@ -35,7 +36,7 @@ def parameter_choices() -> dict[str, Choices]:
             "stage": choices.referral_stages(),
         },
         "Closure": acting,
-        "Reschedule": acting,
+        "Reschedule": {**acting, "location": venues} if venues else acting,
         "Handover": acting,
         "ConsentWithdrawal": acting,
         "StageMove": acting,

@@ -22,7 +22,12 @@ from models.forms import (
 )
 from models.profile import Profile, load_profile
 from models.vocabulary import ClosureReason, ConferenceType, Phase
-from tasks.choices import acting_choices, decision_choices, information_choices
+from tasks.choices import (
+    acting_choices,
+    decision_choices,
+    information_choices,
+    preparation_choices,
+)
 from tasks.conference import (
     NO_PLAN,
     close_after_decision,
@@ -39,17 +44,31 @@ from tasks.conference import (
 from tasks.consent import after_refusal, missing_consent, record_consent
 from tasks.fallback import confirm_security_participants, describe_security_list
 from tasks.invitations import invite
-from tasks.referral import case_view, conference_defaults
+from tasks.referral import case_view, conference_defaults, follows
 from tasks.release import release_decision, schedule_review
-from tasks.runs import label_run, register_run
+from tasks.runs import label_run, placement_tags, register_run, retagged, run_name
 from tasks.stages import next_conference_default
 from tasks.stakeholders import (
     confirm_participants,
     describe_proposal,
+    invitations_queued,
     publish_continuity,
     stakeholder_choices,
 )
-from tasks.steps import step_answered
+from tasks.steps import ledger_read_once, step_answered
+
+#: A cycle's steps: a replay reads their ledger rows at once (`tasks.steps.ledger_read_once`).
+STEPS = (
+    "preparation",
+    "consent",
+    "consent-refused",
+    "stakeholders",
+    "stakeholders-security",
+    "action-review",
+    "information",
+    "family-only",
+    "decision",
+)
 
 
 def step_key(case: CaseView, step: str) -> str:
@@ -58,12 +77,44 @@ def step_key(case: CaseView, step: str) -> str:
 
 
 def run_cycle(case_id: int) -> str:
-    """Walk the case's current cycle; every step is skipped if the ledger says it is done."""
-    run_id = str(flow_run.get_id())
+    """Walk the case's current cycle; every step is skipped if the ledger says it is done (the
+    ledger is read once for the cycle's steps, and again only after a write)."""
     case = case_view(case_id)
-    register_run(case_id, run_id)
-    label_run(run_id, case.reference, case.cycle, case.stage, case.conference_type)
-    profile = load_profile(case.profile)
+    with ledger_read_once([step_key(case, step) for step in STEPS]):
+        _follow(case)
+        profile = load_profile(case.profile)
+        conference_id = _prepare(case, case_id, profile)
+        if not _confirm_and_invite(case, case_id, conference_id, profile):
+            return "closed"
+        decided = _phases(case, case_id, conference_id, profile)
+        if decided is None or not _consent_holds(
+            case, case_id, conference_id, profile, Phase.release
+        ):
+            return "closed"
+        return _release(case, case_id, conference_id, decided)
+
+
+def _follow(case: CaseView) -> None:
+    """Make this run the one the case follows, named and tagged as the case; a replay finds
+    both done already and starts no task for them."""
+    run_id = str(flow_run.get_id())
+    if not follows(case.id, run_id):
+        register_run(case.id, run_id)
+    _label(run_id, case, case.conference_type)
+
+
+def _label(run_id: str, case: CaseView, conference_type: ConferenceType | None) -> None:
+    """`label_run`, unless the run has that name and those tags already (as this process
+    found it: a replay after the resume that labelled it)."""
+    tags = retagged(
+        flow_run.tags, case.reference, case.stage, conference_type, placement_tags(case.reference)
+    )
+    if flow_run.name != run_name(case.reference, case.cycle) or set(tags) != set(flow_run.tags):
+        label_run(run_id, case.reference, case.cycle, case.stage, conference_type)
+
+
+def _prepare(case: CaseView, case_id: int, profile: Profile) -> int:
+    """The preparation step (type, time and place); returns the conference's id."""
     time_zone, starts_at = conference_defaults(case_id)
     review = case.cycle > 1
 
@@ -87,12 +138,15 @@ def run_cycle(case_id: int) -> str:
             "time_zone": time_zone,
             "starts_at": starts_at,
         },
-        choices=acting_choices,
+        choices=preparation_choices,
     )
-    conference_id = int(prepared["conference_id"])
-    conference = conference_view(conference_id)
+    return int(prepared["conference_id"])
 
-    if _needs_consent(profile, conference) and missing_consent(
+
+def _confirm_and_invite(case: CaseView, case_id: int, conference_id: int, profile: Profile) -> bool:
+    """The client's consent where the type needs it, the participants, their invitations sent;
+    False when the case closed instead."""
+    if _needs_consent(profile, conference_view(conference_id)) and missing_consent(
         case_id, conference_id, Phase.consent
     ):
         key = step_key(case, "consent")
@@ -109,10 +163,9 @@ def run_cycle(case_id: int) -> str:
             choices=acting_choices,
         )
     if not _consent_holds(case, case_id, conference_id, profile, Phase.stakeholders):
-        return "closed"
-    conference = conference_view(conference_id)
-
-    label_run(run_id, case.reference, case.cycle, case.stage, conference.conference_type)
+        return False
+    # Read after the gate: going on as a security conference changes the type.
+    _label(str(flow_run.get_id()), case, conference_view(conference_id).conference_type)
     proposal, intermediary, representatives = describe_proposal(case_id, conference_id)
     key = step_key(case, "stakeholders")
     ask(
@@ -134,22 +187,36 @@ def run_cycle(case_id: int) -> str:
         choices=lambda: stakeholder_choices(case_id, conference_id),
     )
     if not _consent_holds(case, case_id, conference_id, profile, Phase.invitation):
-        return "closed"
-    invite(case_id, conference_id)
+        return False
+    if not invitations_queued(conference_id):  # a replay finds them queued: no task
+        invite(case_id, conference_id)
     deliver_messages(case_id, case.reference)
+    return True
 
+
+def _holds(profile: Profile, conference_id: int, phase: Phase) -> bool:
+    """Whether the conference's type, as it is now, has `phase`."""
+    return phase in profile.rules_for(conference_view(conference_id).conference_type).phases
+
+
+def _phases(
+    case: CaseView, case_id: int, conference_id: int, profile: Profile
+) -> dict[str, Any] | None:
+    """The information, family-only and decision phases the type has, each behind its consent
+    gate; returns the decision, or None when the case closed at a gate."""
     decided: dict[str, Any] | None = None
     for phase in (Phase.information, Phase.family_only, Phase.decision):
-        conference = conference_view(conference_id)
-        if phase not in profile.rules_for(conference.conference_type).phases:
+        # A phase the type lacks has no gate. The gate can make the conference a security
+        # conference (consent refused, going on as security), which may lack the phase: so the
+        # type is read again after it.
+        if not _holds(profile, conference_id, phase):
             continue
         if not _consent_holds(case, case_id, conference_id, profile, phase):
-            return "closed"
-        conference = conference_view(conference_id)
-        if phase not in profile.rules_for(conference.conference_type).phases:
+            return None
+        if not _holds(profile, conference_id, phase):
             continue
         if phase == Phase.information:
-            if review:
+            if case.cycle > 1:
                 _review_actions(case, case_id)
             _information(case, case_id, conference_id)
         elif phase == Phase.family_only:
@@ -157,8 +224,11 @@ def run_cycle(case_id: int) -> str:
         else:
             decided = _decision(case, case_id, conference_id)
     assert decided is not None, "every conference type has a decision phase"
-    if not _consent_holds(case, case_id, conference_id, profile, Phase.release):
-        return "closed"
+    return decided
+
+
+def _release(case: CaseView, case_id: int, conference_id: int, decided: dict[str, Any]) -> str:
+    """Minutes and action notices sent; the case closes, or its review is scheduled."""
     release_decision(case_id, conference_id)
     deliver_messages(case_id, case.reference)
     publish_continuity(case_id, case.reference)

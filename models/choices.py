@@ -11,6 +11,7 @@ from models.forms import Choice
 from models.profile import Profile, ProfileError, load_profile
 from models.stakeholders import AgencyView, Proposal, apply_changes
 from models.tables import Agency, Representative
+from models.venues import active_venues
 from models.vocabulary import Classification, ConferenceType, Phase, Stage
 
 
@@ -32,6 +33,11 @@ def representatives(session: Session, agency_codes: list[str] | None = None) -> 
     if agency_codes is not None:
         query = query.where(col(Agency.code).in_(agency_codes))
     return [(r.code, f"for {a.code}") for r, a in session.exec(query)]
+
+
+def venues(session: Session) -> list[Choice]:
+    """The places the directory's active agencies offer, with the label invitations carry."""
+    return [(v.code, v.label) for v in active_venues(session)]
 
 
 def areas(session: Session) -> list[Choice]:

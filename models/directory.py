@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlmodel import Session, select
 
 from models.profile import SLUG, describe_errors, read_yaml_mapping, rule_error
-from models.tables import Agency, Channel, Representative
+from models.tables import Agency, Channel, Representative, Venue
 from models.vocabulary import AgencyKind, ChannelKind, Classification
 
 Code = str  # a slug: lower-case letters and digits joined by '-' or '_'
@@ -48,6 +48,16 @@ class ChannelEntry(_Strict):
     )
 
 
+class VenueEntry(_Strict):
+    """A place the agency offers for conferences: a meeting room or a video link.
+
+    The label travels in every invitation and hand-over request, so it says where to go and
+    nothing about anyone."""
+
+    code: Code = Field(pattern=SLUG, max_length=64)
+    label: str = Field(min_length=2, max_length=300, pattern=r"\S")
+
+
 class AgencyEntry(_Strict):
     """One agency of the directory."""
 
@@ -71,6 +81,10 @@ class AgencyEntry(_Strict):
     representatives: list[RepresentativeEntry] = Field(min_length=1)
     channels: list[ChannelEntry] = Field(
         min_length=1, description="At least one; agencies are only ever reached through these."
+    )
+    venues: list[VenueEntry] = Field(
+        default_factory=list,
+        description="Places it offers for conferences; the preparation form chooses from these.",
     )
 
     @field_validator("time_zone")
@@ -124,6 +138,15 @@ class Directory(_Strict):
                         f"{here}.tag", f"'{channel.tag}' is already used by {tag_at[channel.tag]}"
                     )
                 tag_at[channel.tag] = here
+        venue_at: dict[str, str] = {}
+        for i, agency in enumerate(self.agencies):
+            for j, venue in enumerate(agency.venues):
+                here = f"agencies[{i}].venues[{j}]"
+                if venue.code in venue_at:
+                    raise rule_error(
+                        f"{here}.code", f"'{venue.code}' is already used by {venue_at[venue.code]}"
+                    )
+                venue_at[venue.code] = here
         return self
 
     def agency(self, code: str) -> AgencyEntry | None:
@@ -232,6 +255,32 @@ def sync_directory(session: Session, directory: Directory) -> None:
         if tag not in listed_tags and channel.active:
             channel.active = False
             session.add(channel)
+    session.flush()
+    _sync_venues(session, directory, {code: row.id for code, row in agencies.items()})
+
+
+def _sync_venues(session: Session, directory: Directory, agency_ids: dict[str, int | None]) -> None:
+    """Upsert venues by code; those gone from the file become inactive (a conference keeps the
+    label it was given)."""
+    venues = {v.code: v for v in session.exec(select(Venue)).all()}
+    listed: set[str] = set()
+    for entry in directory.agencies:
+        agency_id = agency_ids[entry.code]
+        assert agency_id is not None
+        for venue_entry in entry.venues:
+            listed.add(venue_entry.code)
+            venue = venues.get(venue_entry.code) or Venue(
+                code=venue_entry.code, agency_id=agency_id, label=venue_entry.label
+            )
+            venue.agency_id = agency_id
+            venue.label = venue_entry.label
+            venue.active = True
+            venues[venue_entry.code] = venue
+            session.add(venue)
+    for code, venue in venues.items():
+        if code not in listed and venue.active:
+            venue.active = False
+            session.add(venue)
     session.flush()
 
 

@@ -97,6 +97,13 @@ class ReferralDetails(BaseModel):
     acting_representative: str = _acting()
 
 
+PLACE = (
+    "Where the conference meets: a venue of the directory (a meeting room or a video link). "
+    "The place travels in every invitation and hand-over request, so it never names anything "
+    "about the client or the family."
+)
+
+
 class Preparation(BaseModel):
     model_config = FORM_CONFIG
 
@@ -112,9 +119,7 @@ class Preparation(BaseModel):
     time_zone: str = Field(
         description="IANA time zone of the conference, e.g. Europe/Vienna.", max_length=64
     )
-    location: str = Field(
-        description="Place or meeting link (no case details).", min_length=2, max_length=300
-    )
+    location: str = Field(description=PLACE, min_length=2, max_length=300)
     acting_representative: str = _acting()
 
 
@@ -302,7 +307,7 @@ class Reschedule(BaseModel):
         default="Europe/Vienna", description="IANA time zone of the conference.", max_length=64
     )
     location: str | None = Field(
-        default=None, max_length=300, description="A new place or meeting link; empty keeps it."
+        default=None, max_length=300, description=f"A new place; empty keeps it. {PLACE}"
     )
     acting_representative: str = _acting()
 

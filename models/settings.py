@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     serve_limit: int = Field(
         default=8, ge=1, description="How many case runs the serving process runs at once."
     )
+    free_text_place: bool = Field(
+        default=False,
+        description="Let coordinators type a conference's place instead of choosing one of the "
+        "directory's venues. The place travels in every invitation and hand-over request.",
+    )
     reference_prefix: str = Field(
         default="CASE", description="Prefix of the pseudonymous case references caseconf issues."
     )

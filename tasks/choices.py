@@ -22,6 +22,16 @@ def acting_choices() -> Offered:
 
 
 @task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def preparation_choices() -> Offered:
+    """The directory's venues (unless this installation lets coordinators type a place)."""
+    with session_scope() as session:
+        offered = {"acting_representative": choices.representatives(session)}
+        if not get_settings().free_text_place:
+            offered["location"] = choices.venues(session)
+        return offered
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
 def referral_choices() -> Offered:
     with session_scope() as session:
         return {

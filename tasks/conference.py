@@ -5,14 +5,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prefect import task
 
-from models import actions, cases, conference, stages
+from models import actions, cases, conference, stages, venues
 from models.audit import audit
 from models.database import session_scope
 from models.errors import Refusal
 from models.forms import ActionReview, Decision, FamilyPlan, Information, Preparation
 from models.profile import load_profile
+from models.settings import get_settings
 from models.vocabulary import CaseStatus, ClosureReason, ConferenceKind, ConferenceType, Phase
-from tasks.policies import CHECK, DATABASE_RETRIES, EFFECT, StepOutcome, apply_once, now
+from tasks.policies import DATABASE_RETRIES, EFFECT, StepOutcome, apply_once, now
 
 
 def _aware(starts_at: datetime, time_zone: str) -> datetime:
@@ -38,7 +39,9 @@ def prepare(step_key: str, attempt: int, case_id: int, answer: Preparation) -> S
             conference_type=answer.conference_type,
             starts_at=_aware(answer.starts_at, answer.time_zone),
             time_zone=answer.time_zone,
-            location=answer.location.strip(),
+            location=venues.place(
+                session, answer.location, free_text=get_settings().free_text_place
+            ),
             now=at,
         )
         cases.set_phase(session, case=case, phase=Phase.stakeholders, now=at)
@@ -55,13 +58,11 @@ def prepare(step_key: str, attempt: int, case_id: int, answer: Preparation) -> S
     return apply_once(step_key=step_key, case_id=case_id, attempt=attempt, write=write)
 
 
-@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
 def conference_view(conference_id: int) -> conference.ConferenceView:
     with session_scope() as session:
         return conference.view(conference.get_conference(session, conference_id))
 
 
-@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
 def describe_open_actions(case_id: int) -> str:
     """Markdown list of the case's open actions, for the action-review form (never persisted)."""
     with session_scope() as session:
@@ -71,7 +72,6 @@ def describe_open_actions(case_id: int) -> str:
 NO_PLAN = "_No plan items._"
 
 
-@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
 def describe_plan(conference_id: int) -> str:
     """Markdown list of the family's plan items, for the decision form (never persisted)."""
     with session_scope() as session:
@@ -79,7 +79,6 @@ def describe_plan(conference_id: int) -> str:
         return "\n".join(f"{p.number}. {p.text} *({p.classification})*" for p in items) or NO_PLAN
 
 
-@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
 def plan_numbers(conference_id: int) -> list[int]:
     """The numbers of the family's plan items: the decision form has one entry per item ready."""
     with session_scope() as session:

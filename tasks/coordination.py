@@ -4,13 +4,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prefect import task
 
-from models import cases, conference, consent
+from models import cases, conference, consent, venues
 from models.audit import audit
 from models.database import session_scope
 from models.errors import Refusal
 from models.forms import ConsentWithdrawal, Handover, Reschedule
 from models.invitations import queue_invitations, record_handover
 from models.profile import load_profile
+from models.settings import get_settings
 from models.vocabulary import CaseStatus, ConferenceType, Role
 from tasks.policies import DATABASE_RETRIES, now
 
@@ -44,7 +45,11 @@ def reschedule(change: Reschedule) -> int:
             conference=row,
             starts_at=starts_at,
             time_zone=change.time_zone,
-            location=change.location,
+            location=venues.place(
+                session, change.location, free_text=get_settings().free_text_place
+            )
+            if change.location
+            else None,
             now=at,
         )
         queue_invitations(session, case=case, conference=row, now=at, event="rescheduled")

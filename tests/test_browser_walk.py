@@ -166,7 +166,7 @@ def test_a_social_network_case_walked_in_the_browser(serving, prefect_server, ta
 
     form = me.form("preparation")
     choose(form, "ConferenceType", "social_network")
-    type_in(form, "Location", "NEUSTART Wien, meeting room 2")
+    choose(form, "Location", "neustart-wien-room-3")
     me.resume(form, "preparation")
 
     form = me.form("consent")
@@ -220,7 +220,7 @@ def test_a_security_case_walked_in_the_browser(serving, prefect_server, tab) -> 
 
     form = me.form("preparation")
     choose(form, "ConferenceType", "security")
-    type_in(form, "Location", "Justizanstalt Wien, room 2")
+    choose(form, "Location", "jva-wien-room-2")
     me.resume(form, "preparation")
 
     form = me.form("stakeholders")

@@ -112,7 +112,7 @@ def test_security_case_walks_from_referral_to_a_scheduled_review(serving, databa
         conference_type="security",
         starts_at=starts_in(10),
         time_zone="Europe/Vienna",
-        location="Justizanstalt, room 2",
+        location="jva-wien-room-2",
         acting_representative=REP,
     )
     run = walk.waits_at("stakeholders")
@@ -322,7 +322,7 @@ def test_social_network_case_with_consent_family_plan_and_item_by_item_decision(
         conference_type="social_network",
         starts_at=starts_in(12),
         time_zone="Europe/Vienna",
-        location="Neustart Wien, meeting room",
+        location="neustart-wien-room-3",
         acting_representative=REP,
     )
     walk.waits_at("consent")
@@ -458,7 +458,7 @@ def refer_and_prepare(walk: Walk, file_number: str, conference_type: str) -> Non
         conference_type=conference_type,
         starts_at=starts_in(9),
         time_zone="Europe/Vienna",
-        location="Neustart Wien",
+        location="neustart-wien-room-3",
         acting_representative=REP,
     )
 
@@ -772,7 +772,7 @@ def test_the_same_case_under_each_shipped_profile_invites_by_that_profiles_rules
             conference_type=expected[name][0],
             starts_at=starts_in(11),
             time_zone="Europe/Vienna",
-            location="Wien",
+            location="magistrat-wien-room-1",
             acting_representative=REP,
         )
     neustart = walks["austria-neustart"]

@@ -71,14 +71,24 @@ def test_hostile_answers_through_the_api_are_refused_with_the_field_named(
     walk.answer(file_number="HOSTILE-1", needs=["housing"], acting_representative=REP)
     run = walk.waits_at("preparation")
     reference = run.name
-    # A place full of markup and a start in the past: refused for the start, the place unechoed.
+    # A place full of markup is no venue of the directory: the server refuses it, naming the field.
     place = "<img src=x onerror=alert(1)> **bold** '; DROP TABLE case; --"
     yesterday = datetime.combine(began.date() - timedelta(days=1), time(10))
+    with pytest.raises(RuntimeError, match="location"):
+        walk.answer(
+            conference_type="security",
+            starts_at=yesterday.isoformat(),
+            time_zone="Europe/Vienna",
+            location=place,
+            acting_representative=REP,
+        )
+    walk.waits_at("preparation", attempt=0)
+    # A start in the past: the rule refuses it and the form asks again.
     walk.answer(
         conference_type="security",
         starts_at=yesterday.isoformat(),
         time_zone="Europe/Vienna",
-        location=place,
+        location="jva-wien-room-2",
         acting_representative=REP,
     )
     walk.waits_at("preparation", attempt=1)
@@ -89,7 +99,7 @@ def test_hostile_answers_through_the_api_are_refused_with_the_field_named(
             conference_type="security",
             starts_at=yesterday.isoformat(),
             time_zone="x" * 100,
-            location=place,
+            location="jva-wien-room-2",
             acting_representative=REP,
         )
     walk.waits_at("preparation", attempt=1)

@@ -153,7 +153,7 @@ def review_cycle(
         conference_type="security",
         starts_at=datetime.combine(day(1), datetime.min.time()).replace(hour=10).isoformat(),
         time_zone="Europe/Vienna",
-        location="Wien",
+        location="magistrat-wien-room-1",
         acting_representative=REP,
     )
     walk.waits_at("stakeholders")
@@ -207,7 +207,7 @@ def test_one_case_from_custody_through_release_and_three_reviews_to_recall(
         conference_type="security",
         starts_at=datetime.combine(day(7), datetime.min.time()).replace(hour=10).isoformat(),
         time_zone="Europe/Vienna",
-        location="Justizanstalt",
+        location="jva-wien-room-2",
         acting_representative=REP,
     )
     walk.waits_at("stakeholders")
@@ -381,7 +381,7 @@ def test_one_case_from_custody_through_release_and_three_reviews_to_recall(
         conference_type="security",
         starts_at=datetime.combine(day(2), datetime.min.time()).replace(hour=10).isoformat(),
         time_zone="Europe/Vienna",
-        location="Justizanstalt",
+        location="jva-wien-room-2",
         acting_representative=REP,
     )
     recalled.waits_at("stakeholders")

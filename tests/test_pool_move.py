@@ -102,7 +102,7 @@ def test_waiting_cases_move_from_serve_to_workers(installation) -> None:
         "conference_type": "security",
         "starts_at": datetime.combine(began.date() + timedelta(days=10), clock(10)).isoformat(),
         "time_zone": "Europe/Vienna",
-        "location": "Justizanstalt, room 2",
+        "location": "jva-wien-room-2",
         "acting_representative": REP,
     }
     information = {

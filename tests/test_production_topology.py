@@ -192,7 +192,7 @@ def test_a_case_survives_a_lost_replica_and_a_killed_worker(stack, database: str
             conference_type="security",
             starts_at=datetime.combine(began.date() + timedelta(days=10), clock(10)).isoformat(),
             time_zone="Europe/Vienna",
-            location="Justizanstalt, room 2",
+            location="jva-wien-room-2",
             acting_representative=REP,
         )
     with up.api_settings(a):

@@ -111,7 +111,7 @@ def answers(kind: str, today: date) -> dict[str, dict[str, Any]]:
             "conference_type": kind,
             "starts_at": datetime.combine(today + timedelta(days=10), clock(10)).isoformat(),
             "time_zone": "Europe/Vienna",
-            "location": "Room 1",
+            "location": "jva-wien-room-2",
             "acting_representative": REP,
         },
         "consent": {
