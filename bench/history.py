@@ -802,7 +802,7 @@ def measure(
 
 
 def reads(subjects: dict[str, Subject], repeat: int = 200) -> list[tuple[str, dict[str, float]]]:
-    """The database reads a step makes (the tasks' own functions, here in-process), per case:
+    """The database reads a step makes (plain functions in tasks/, here in-process), per case:
     median microseconds of `repeat` calls, the cases taking turns."""
     from models.database import session_scope
     from tasks.conference import describe_open_actions
@@ -817,21 +817,21 @@ def reads(subjects: dict[str, Subject], repeat: int = 200) -> list[tuple[str, di
         with session_scope() as session:
             return failures(session, case_id=case_id)
 
-    cases = {label: case_view.fn(s.case_id) for label, s in subjects.items()}
+    cases = {label: case_view(s.case_id) for label, s in subjects.items()}
     calls: dict[str, Callable[[str], object]] = {
-        "find_case": lambda label: find_case.fn(cases[label].reference),
-        "case_view": lambda label: case_view.fn(cases[label].id),
-        "conference_defaults": lambda label: conference_defaults.fn(cases[label].id),
-        "step_answered (ledger)": lambda label: step_answered.fn(
+        "find_case": lambda label: find_case(cases[label].reference),
+        "case_view": lambda label: case_view(cases[label].id),
+        "conference_defaults": lambda label: conference_defaults(cases[label].id),
+        "step_answered (ledger)": lambda label: step_answered(
             f"{cases[label].reference.lower()}-c{cases[label].cycle}-preparation"
         ),
-        "step_refusals": lambda label: step_refusals.fn(
+        "step_refusals": lambda label: step_refusals(
             f"{cases[label].reference.lower()}-c{cases[label].cycle}-decision"
         ),
         "consent_in_force": lambda label: consent_in_force.fn(cases[label].id),
-        "pending_messages (outbox)": lambda label: pending_messages.fn(cases[label].id),
+        "pending_messages (outbox)": lambda label: pending_messages(cases[label].id),
         "failures (outbox)": lambda label: failures(cases[label].id),
-        "describe_open_actions": lambda label: describe_open_actions.fn(cases[label].id),
+        "describe_open_actions": lambda label: describe_open_actions(cases[label].id),
     }
     table = []
     for name, call in calls.items():

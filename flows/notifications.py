@@ -5,19 +5,32 @@ from datetime import datetime
 from prefect import flow
 from prefect.futures import wait
 
-from tasks.notifications import delivering, pending_messages, queue_follow_ups, report_failures
+from models.messaging.channels import Transport
+from models.settings import get_settings
+from tasks.notifications import (
+    delivering,
+    failed_messages,
+    pending_messages,
+    queue_follow_ups,
+    report_failures,
+)
 from tasks.reviews import reconcile
 
 
 def deliver_messages(case_id: int | None, reference: str | None) -> int:
     """Send what the outbox holds (for one case, or all), concurrently; report what failed.
 
-    A message that fails after its retries is recorded and shown; the case goes on.
+    A message that fails after its retries is recorded and shown; the case goes on. Both
+    reads are plain (a replay mostly finds nothing to send and nothing failed): only the sends
+    and a failure's report are tasks.
     """
     ids = pending_messages(case_id)
     if ids:
-        wait(delivering().map(ids))  # type: ignore[attr-defined]
-    return report_failures(case_id, reference)
+        # One SMTP connection per server (and sending thread) for the whole batch.
+        with Transport.shared(get_settings().apprise_config).batch():
+            wait(delivering().map(ids))
+    failed = failed_messages(case_id)
+    return report_failures(failed, reference) if failed else 0
 
 
 @flow(name="notifications-sweep", persist_result=True)

@@ -12,7 +12,7 @@ from pydantic_core import to_jsonable_python
 
 from models.forms import Choices, with_choices
 from tasks.policies import StepOutcome
-from tasks.steps import forget_answers, forget_attempt, refuse_step, step_answered, step_refusals
+from tasks.steps import forget_answers, forget_attempt, ledger_changed, ledger_steps, refuse_step
 
 F = TypeVar("F", bound=BaseModel)
 
@@ -73,11 +73,13 @@ def ask(
     meets each earlier suspension again and gets its answer back from Prefect. An accepted step
     is answered from caseconf's ledger instead, and its forms are deleted from Prefect.
     """
-    done = step_answered(step_key)
+    known = ledger_steps(step_key)
+    done = known.answered.get(step_key)
     if done is not None:
-        forget_answers(step_key)
+        if step_key not in known.forgotten:
+            forget_answers(step_key)
         return done
-    reasons = step_refusals(step_key)
+    reasons = list(known.refused.get(step_key, []))
     attempt = len(reasons)
     offered = choices() if callable(choices) else choices
     while True:
@@ -99,6 +101,7 @@ def ask(
             outcome = StepOutcome(refusal=reason)
         else:
             outcome = apply(answer, attempt)
+        ledger_changed()
         if outcome.result is not None:
             forget_answers(step_key)
             return outcome.result

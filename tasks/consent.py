@@ -19,7 +19,6 @@ def consent_in_force(case_id: int, scope: str = ConsentScope.social_network_conf
         return consent.consent_in_force(session, case_id=case_id, scope=scope, today=today)
 
 
-@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
 def missing_consent(case_id: int, conference_id: int, phase: Phase) -> list[str]:
     """The scopes the conference's type needs before `phase` that are not in force today,
     read from the ledger and the case's profile at each call (never from cache)."""

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from prefect import get_run_logger, task
+from prefect import Task, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import task_run
 
@@ -11,10 +11,9 @@ from models.followup import queue_due_notices
 from models.messaging import outbox
 from models.messaging.channels import DeliveryError, Transport
 from models.settings import get_settings
-from tasks.policies import CHECK, DATABASE_RETRIES, EFFECT, now
+from tasks.policies import CHECK, DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES, now
 
 
-@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
 def pending_messages(case_id: int | None = None) -> list[int]:
     with session_scope() as session:
         return outbox.pending(session, case_id=case_id)
@@ -40,20 +39,22 @@ def deliver(notification_id: int) -> str:
     return str(status)
 
 
-def delivering() -> object:
+def delivering() -> Task[[int], str]:
     """`deliver` with the retries and backoff from the settings."""
     settings = get_settings()
     delays = [settings.delivery_retry_delay * 2**i for i in range(settings.delivery_retries)]
     return deliver.with_options(retries=settings.delivery_retries, retry_delay_seconds=delays or 0)
 
 
-@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
-def report_failures(case_id: int | None, reference: str | None) -> int:
-    """Show the coordinator what could not be delivered: a Prefect artifact and a warning."""
+def failed_messages(case_id: int | None = None) -> list[outbox.Failure]:
+    """What could not be delivered (for one case, or all); a plain read, most often empty."""
     with session_scope() as session:
-        failed = outbox.failures(session, case_id=case_id)
-    if not failed:
-        return 0
+        return outbox.failures(session, case_id=case_id)
+
+
+@task(cache_policy=CHECK, persist_result=False, **OUTSIDE_RETRIES)
+def report_failures(failed: list[outbox.Failure], reference: str | None) -> int:
+    """Show the coordinator what could not be delivered: a Prefect artifact and a warning."""
     rows = "\n".join(
         f"| {f.reference} | {f.event} | `{f.recipient}` | `{f.channel}` | {f.reason} |"
         for f in failed

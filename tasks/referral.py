@@ -15,10 +15,9 @@ from models.review import REVIEW_START
 from models.settings import get_settings
 from models.tables import Agency, Review
 from models.vocabulary import Stage
-from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
+from tasks.policies import DATABASE_RETRIES, StepOutcome, apply_once, now
 
 
-@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
 def check_referral(referral: Referral) -> tuple[list[str], dict[str, str]]:
     """Problems with the run's parameters, each naming the field, and the valid ones (to
     pre-fill the referral form); never a value typed."""
@@ -71,20 +70,23 @@ def refer(step_key: str, attempt: int, answer: ReferralDetails, flow_run_id: str
     return apply_once(step_key=step_key, case_id=None, attempt=attempt, write=write)
 
 
-@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
 def case_view(case_id: int) -> cases.CaseView:
     """The case as it stands now: never cached, so a replay sees what changed in between."""
     with session_scope() as session:
         return cases.view(cases.get_case(session, case_id))
 
 
-@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def follows(case_id: int, flow_run_id: str) -> bool:
+    """Whether the case follows this run already (`register_run` done)."""
+    with session_scope() as session:
+        return cases.get_case(session, case_id).current_flow_run_id == flow_run_id
+
+
 def find_case(case_reference: str) -> cases.CaseView:
     with session_scope() as session:
         return cases.view(cases.case_by_reference(session, case_reference))
 
 
-@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
 def conference_defaults(case_id: int) -> tuple[str, datetime]:
     """The time zone (the referring agency's) and a proposed local start for the cycle's conference.
 

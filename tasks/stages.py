@@ -11,7 +11,7 @@ from models.database import session_scope
 from models.forms import StageMove, Transfer
 from models.profile import load_profile
 from models.vocabulary import Phase, Stage
-from tasks.policies import CHECK, DATABASE_RETRIES, now
+from tasks.policies import DATABASE_RETRIES, now
 
 
 class StageOutcome(BaseModel):
@@ -88,7 +88,6 @@ def transfer(change: Transfer) -> int:
         return case.id  # type: ignore[return-value]
 
 
-@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
 def next_conference_default(case_id: int, conference_id: int) -> tuple[date, str]:
     """The decision form's default date for the next conference, and the rule behind it."""
     with session_scope() as session:

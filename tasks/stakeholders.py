@@ -12,6 +12,7 @@ from models.audit import audit
 from models.conference import get_conference
 from models.continuity import continuity, continuity_table
 from models.database import session_scope
+from models.fallback import was_invited
 from models.forms import Choice, Stakeholders
 from models.participants import (
     last_representatives,
@@ -66,7 +67,6 @@ def default_intermediary(case: Case, selection: Selection, agencies: list[Agency
     return coordinator_code(selection.proposals) or selection.lead.agency_code
 
 
-@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
 def describe_proposal(
     case_id: int, conference_id: int
 ) -> tuple[str, str, list[dict[str, str | None]]]:
@@ -95,7 +95,13 @@ def describe_proposal(
         return text, default_intermediary(case, selection, agencies), representatives
 
 
-@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def invitations_queued(conference_id: int) -> bool:
+    """Whether the conference's invitations are in the outbox (`invite` done: it queues every
+    participant's in one transaction)."""
+    with session_scope() as session:
+        return was_invited(session, conference_id=conference_id)
+
+
 def stakeholder_choices(case_id: int, conference_id: int) -> dict[str, list[Choice]]:
     """What the stakeholders form offers now (never cached: the directory may have changed)."""
     with session_scope() as session:

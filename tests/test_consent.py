@@ -324,7 +324,7 @@ def test_the_flows_gate_reads_the_cases_profile_and_the_committed_ledger(databas
         assert case_id is not None and social is not None
         assert rep is not None and rep.id is not None
         rep_id = rep.id
-    assert gate.fn(case_id, social, Phase.consent) == [SCOPE, FAMILY]
+    assert gate(case_id, social, Phase.consent) == [SCOPE, FAMILY]
     with session_scope() as session:
         for scope, decision in (
             (SCOPE, ConsentDecision.granted),
@@ -339,5 +339,5 @@ def test_the_flows_gate_reads_the_cases_profile_and_the_committed_ledger(databas
                 expires_on=None,
                 now=now,
             )
-    assert gate.fn(case_id, social, Phase.family_only) == [FAMILY]
-    assert gate.fn(case_id, social, Phase.decision) == []
+    assert gate(case_id, social, Phase.family_only) == [FAMILY]
+    assert gate(case_id, social, Phase.decision) == []

@@ -920,7 +920,7 @@ def test_last_representative_is_proposed_again_and_a_substitute_is_recorded(
         )
 
     key = f"{reference.lower()}-c1-stakeholders"
-    _, _, proposed = describe_proposal.fn(case_id, first)
+    _, _, proposed = describe_proposal(case_id, first)
     assert proposed == [
         {"agency": "dsn", "representative": None},  # nobody attended before: the agency decides
         {"agency": "jva-wien", "representative": None},
@@ -936,7 +936,7 @@ def test_last_representative_is_proposed_again_and_a_substitute_is_recorded(
         assert case is not None
         case.cycle = 2
         second = _open(session, case)
-    _, _, proposed = describe_proposal.fn(case_id, second)
+    _, _, proposed = describe_proposal(case_id, second)
     assert proposed == [
         {"agency": "dsn", "representative": "dsn-1"},
         {"agency": "jva-wien", "representative": "jva-wien-1"},
