@@ -17,6 +17,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from models.actions import ActionUpdate
+from models.cases import REFERENCE_PATTERN
 from models.conference import ActionEntry, InformationEntry, PlanDecisionEntry
 from models.handover import Relation
 from models.vocabulary import (
@@ -36,15 +37,22 @@ from models.vocabulary import (
 FORM_CONFIG = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
 CODE = r"^[a-z0-9][a-z0-9-]*$"
-REFERENCE = r"^[A-Z]{2,10}-\d{4}-\d{4,}$"
 
 
-def _acting() -> str:
-    return Field(  # type: ignore[no-any-return]
+def _acting() -> Any:
+    return Field(
         description="Your representative code in the agency directory (recorded in the audit log).",
         min_length=1,
         max_length=64,
         pattern=CODE,
+    )
+
+
+def _case_reference() -> Any:
+    return Field(
+        description="The case's pseudonymous reference, e.g. CASE-2026-0042.",
+        pattern=REFERENCE_PATTERN,
+        max_length=32,
     )
 
 
@@ -283,11 +291,7 @@ class Closure(BaseModel):
 
     model_config = FORM_CONFIG
 
-    case_reference: str = Field(
-        description="The case's pseudonymous reference, e.g. CASE-2026-0042.",
-        pattern=REFERENCE,
-        max_length=32,
-    )
+    case_reference: str = _case_reference()
     reason: ClosureReason = Field(description="Why the case closes.")
     acting_representative: str = _acting()
 
@@ -297,9 +301,7 @@ class Reschedule(BaseModel):
 
     model_config = FORM_CONFIG
 
-    case_reference: str = Field(
-        description="The case's pseudonymous reference.", pattern=REFERENCE, max_length=32
-    )
+    case_reference: str = _case_reference()
     starts_at: datetime = Field(
         description="The new start. A time without an offset is read in the time zone below."
     )
@@ -317,9 +319,7 @@ class Handover(BaseModel):
 
     model_config = FORM_CONFIG
 
-    case_reference: str = Field(
-        description="The case's pseudonymous reference.", pattern=REFERENCE, max_length=32
-    )
+    case_reference: str = _case_reference()
     handed_to: HandoverRole = Field(description="Whom the intermediary handed the invitation to.")
     relation: Relation | None = Field(
         default=None,
@@ -334,9 +334,7 @@ class ConsentWithdrawal(BaseModel):
 
     model_config = FORM_CONFIG
 
-    case_reference: str = Field(
-        description="The case's pseudonymous reference.", pattern=REFERENCE, max_length=32
-    )
+    case_reference: str = _case_reference()
     acting_representative: str = _acting()
 
 
@@ -345,9 +343,7 @@ class StageMove(BaseModel):
 
     model_config = FORM_CONFIG
 
-    case_reference: str = Field(
-        description="The case's pseudonymous reference.", pattern=REFERENCE, max_length=32
-    )
+    case_reference: str = _case_reference()
     to_stage: Stage = Field(
         description="The stage the case moves to: pre_trial -> custody or post_release; custody "
         "-> pre_release (with the release date); pre_release -> post_release (released); "
@@ -372,9 +368,7 @@ class Transfer(BaseModel):
 
     model_config = FORM_CONFIG
 
-    case_reference: str = Field(
-        description="The case's pseudonymous reference.", pattern=REFERENCE, max_length=32
-    )
+    case_reference: str = _case_reference()
     area: str | None = Field(
         default=None,
         description="The area the case goes to, as the agency directory names it (e.g. Wien).",
@@ -409,9 +403,7 @@ class ReviewChange(BaseModel):
 
     model_config = FORM_CONFIG
 
-    case_reference: str = Field(
-        description="The case's pseudonymous reference.", pattern=REFERENCE, max_length=32
-    )
+    case_reference: str = _case_reference()
     action: ReviewChangeKind = Field(
         description="move: the review takes place on the date below instead (also schedules a "
         "review again after a cancellation); cancel: the case has no next review until a move."
