@@ -5,6 +5,7 @@ from datetime import datetime
 from prefect import flow
 from prefect.futures import wait
 
+from deployments.recovery import reconcile
 from models.messaging.channels import Transport
 from models.settings import get_settings
 from tasks.notifications import (
@@ -14,7 +15,6 @@ from tasks.notifications import (
     queue_follow_ups,
     report_failures,
 )
-from tasks.reviews import reconcile
 
 
 def deliver_messages(case_id: int | None, reference: str | None) -> int:

@@ -11,7 +11,7 @@ from models.ledger import record, recorded
 from models.vocabulary import Phase
 from tasks.policies import DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES, now
 from tasks.portfolio import publish_timeline
-from tasks.runs import start_cycle_run
+from tasks.reviews import start_review_run
 
 
 @task(cache_policy=EFFECT, persist_result=True, **DATABASE_RETRIES)
@@ -50,23 +50,9 @@ def schedule_review(case_id: int, conference_id: int, review_on: date) -> str:
         )
         if planned.flow_run_id:
             return planned.flow_run_id
-        reference, stage, conference_type = case.reference, case.stage, case.conference_type
-        next_cycle, key, review_id = planned.cycle, planned.idempotency_key, planned.id
-    flow_run = start_cycle_run(
-        reference,
-        next_cycle,
-        stage,
-        conference_type,
-        key=key,
-        at=review.review_run_at(due_at=due_at, now=now()),
-    )
-    with session_scope() as session:
-        stored = session.get(review.Review, review_id)
-        assert stored is not None
-        stored.flow_run_id = flow_run
-        case = cases.get_case(session, case_id)
-        cases.set_phase(session, case=case, phase=Phase.review_scheduled, now=now())
-        session.add(stored)
+        review_id = planned.id
+    assert review_id is not None
+    flow_run = start_review_run(review_id, at=now(), phase=Phase.review_scheduled)
     try:  # the cycle ends here: its timeline shows the review (a view: never fail for it)
         publish_timeline(case_id)
     except Exception:

@@ -1,14 +1,12 @@
-"""Review cycles: start the cycle a scheduled run is for, move or cancel a scheduled review, cancel
-what a closed case leaves, and notice runs cancelled outside caseconf."""
+"""Review cycles: start the cycle a scheduled run is for, start a review's run, move or cancel a
+scheduled review, cancel what a closed case leaves. Runs cancelled outside caseconf are
+reconciled beside recovery (`deployments/recovery.py`)."""
 
-import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from uuid import UUID
 
 from prefect import task
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
 from sqlmodel import col, select
@@ -16,18 +14,11 @@ from sqlmodel import col, select
 from models import cases, review
 from models.database import session_scope
 from models.forms import ReviewChange
-from models.tables import Case, Review
+from models.tables import Review
 from models.vocabulary import CaseStatus, Phase, ReviewChangeReason, ReviewStatus
 from tasks.policies import CHECK, DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES, now
 from tasks.runs import start_cycle_run
 from tasks.steps import forget_inputs
-
-logger = logging.getLogger("caseconf.reviews")
-
-# What Prefect's runner writes when `serve` stops and cancels its in-flight runs.
-RUNNER_SHUTDOWN = "Runner is shutting down"
-# A case run cancelled this recently may be one caseconf is replacing (tasks.runs): wait a moment.
-SETTLE = timedelta(minutes=1)
 
 
 @task(persist_result=False, **DATABASE_RETRIES)
@@ -78,13 +69,24 @@ def cancel_runs(flow_run_ids: list[str], message: str) -> None:
     cancel_flow_runs(flow_run_ids, message)
 
 
-def schedule_review_run(review_id: int, *, at: datetime) -> str:
-    """Create the review's future flow run once, `PREPARATION_LEAD` before it is due (never
-    before `at`); its versioned idempotency key makes a retry find the same run."""
+def start_review_run(
+    review_id: int,
+    *,
+    at: datetime | None = None,
+    replacing: str | None = None,
+    phase: Phase | None = None,
+) -> str:
+    """Start the review's flow run and store its id on the review; returns the id.
+
+    With `at`, the run is made once, `PREPARATION_LEAD` before the review is due (never before
+    `at`): its versioned idempotency key makes a retry find the same run. With `replacing` (a
+    run a stop of the serving process cut off), a new run starts now and is stored only if the
+    review still follows the old one. `phase` is set on the case in the same transaction.
+    """
     with session_scope() as session:
         row = session.get(Review, review_id)
         assert row is not None
-        if row.flow_run_id:
+        if replacing is None and row.flow_run_id:
             return row.flow_run_id
         case = cases.get_case(session, row.case_id)
         reference, stage, conference_type = case.reference, case.stage, case.conference_type
@@ -94,14 +96,19 @@ def schedule_review_run(review_id: int, *, at: datetime) -> str:
         cycle,
         stage,
         conference_type,
-        key=key,
-        at=review.review_run_at(due_at=due_at, now=at),
+        key=f"{key}-recover-{replacing}" if replacing else key,
+        at=None if at is None else review.review_run_at(due_at=due_at, now=at),
     )
     with session_scope() as session:
         row = session.get(Review, review_id)
         assert row is not None
+        if replacing is not None and row.flow_run_id != replacing:
+            return made
         row.flow_run_id = made
         session.add(row)
+        if phase is not None:
+            case = cases.get_case(session, row.case_id)
+            cases.set_phase(session, case=case, phase=phase, now=now())
     return made
 
 
@@ -138,7 +145,7 @@ def reschedule_review(case_id: int, due_on: date, reason: str, actor_id: int | N
         review_id, reference = planned.id, case.reference
     assert review_id is not None
     cancel_flow_runs(_left_behind(case_id), f"{reference}: review moved")
-    return schedule_review_run(review_id, at=now())
+    return start_review_run(review_id, at=now())
 
 
 @task(persist_result=False, **DATABASE_RETRIES)
@@ -165,124 +172,3 @@ def check_review_change(change: ReviewChange) -> tuple[int, int]:
         )
         assert case.id is not None and rep.id is not None
         return case.id, rep.id
-
-
-def _read_runs(ids: list[str]) -> dict[str, FlowRun]:
-    """The runs Prefect still has, by id (a deleted run is missing)."""
-    found: dict[str, FlowRun] = {}
-    with get_client(sync_client=True) as client:
-        for start in range(0, len(ids), 200):
-            chunk = [UUID(i) for i in ids[start : start + 200]]
-            for run in client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)
-            ):
-                found[str(run.id)] = run
-    return found
-
-
-def cut_off(run: FlowRun) -> bool:
-    """The run died with the serving process, rather than being cancelled by a person."""
-    state = run.state
-    if state is None:
-        return False
-    if state.type == StateType.CRASHED:
-        return True
-    return state.type == StateType.CANCELLED and RUNNER_SHUTDOWN in (state.message or "")
-
-
-def cancelled_by_hand(run: FlowRun, *, cancelling: bool = False) -> bool:
-    """Cancelled (or, with `cancelling`, being cancelled), and not by the serving process
-    stopping (recovery brings those back)."""
-    state = run.state
-    types = {StateType.CANCELLED} | ({StateType.CANCELLING} if cancelling else set())
-    return state is not None and state.type in types and not cut_off(run)
-
-
-def _bring_back(review_id: int, old_run_id: str) -> str:
-    """A review run the serving process's stop cut off before its cycle began: run it now."""
-    with session_scope() as session:
-        row = session.get(Review, review_id)
-        assert row is not None
-        case = cases.get_case(session, row.case_id)
-        reference, stage, conference_type = case.reference, case.stage, case.conference_type
-        cycle, key = row.cycle, row.idempotency_key
-    made = start_cycle_run(
-        reference, cycle, stage, conference_type, key=f"{key}-recover-{old_run_id}"
-    )
-    with session_scope() as session:
-        row = session.get(Review, review_id)
-        assert row is not None
-        if row.flow_run_id == old_run_id:
-            row.flow_run_id = made
-            session.add(row)
-    forget_inputs(UUID(old_run_id))
-    logger.warning("%s: its review run was cut off; brought back as %s.", reference, made)
-    return made
-
-
-def reconcile_reviews(*, settle: timedelta = SETTLE) -> list[str]:
-    """Bring the record in line with runs cancelled or deleted outside caseconf: a scheduled
-    review whose run is gone is cancelled; a case whose own run was cancelled by hand is
-    audited. The coordinator is told once each. Returns the references concerned. A review run
-    that a stop of the serving process cut off is run again."""
-    with session_scope() as session:
-        reviews: dict[str, int] = {
-            r.flow_run_id: r.id  # type: ignore[misc]
-            for r in session.exec(select(Review).where(Review.status == ReviewStatus.scheduled))
-            if r.flow_run_id
-        }
-        running: dict[str, int] = {
-            c.current_flow_run_id: c.id  # type: ignore[misc]
-            for c in session.exec(
-                select(Case).where(
-                    Case.status == CaseStatus.open,
-                    col(Case.phase).not_in([Phase.review_scheduled, Phase.review_cancelled]),
-                )
-            )
-            if c.current_flow_run_id
-        }
-    runs = _read_runs([*reviews, *running])
-    for run_id, review_id in list(reviews.items()):
-        run = runs.get(run_id)
-        if run is not None and cut_off(run):
-            _bring_back(review_id, run_id)
-            del reviews[run_id]
-    settled = datetime.now(UTC) - settle
-    concerned: list[str] = []
-    with session_scope() as session:
-        at = now()
-        for run_id, review_id in reviews.items():
-            run = runs.get(run_id)
-            if run is not None and not cancelled_by_hand(run, cancelling=True):
-                continue
-            row = session.get(Review, review_id)
-            assert row is not None
-            if review.review_cancelled_outside(session, review=row, now=at):
-                case = cases.get_case(session, row.case_id)
-                logger.warning("%s: its scheduled review was cancelled in Prefect.", case.reference)
-                concerned.append(case.reference)
-        for run_id, case_id in running.items():
-            run = runs.get(run_id)
-            if run is None or not cancelled_by_hand(run):
-                continue
-            assert run.state is not None
-            if run.state.timestamp > settled:
-                continue
-            case = cases.get_case(session, case_id)
-            if case.current_flow_run_id != run_id or case.status != CaseStatus.open:
-                continue  # replaced or closed meanwhile
-            if review.run_cancelled_by_hand(session, case=case, flow_run_id=run_id, now=at):
-                logger.warning(
-                    "%s: its run was cancelled by hand; start case-review/review for cycle %d "
-                    "to go on, or close the case.",
-                    case.reference,
-                    case.cycle,
-                )
-                concerned.append(case.reference)
-    return concerned
-
-
-@task(cache_policy=CHECK, persist_result=False, **OUTSIDE_RETRIES)
-def reconcile() -> list[str]:
-    """`reconcile_reviews` as a task of the sweep."""
-    return reconcile_reviews()

@@ -16,6 +16,7 @@ from prefect.deployments import run_deployment
 from prefect.states import State
 from sqlmodel import Session, col, select
 
+from deployments.recovery import reconcile_reviews
 from models import review
 from models.cases import close_case, refer_case
 from models.conference import open_conference
@@ -36,7 +37,7 @@ from models.vocabulary import (
     Stage,
 )
 from tasks.release import schedule_review
-from tasks.reviews import reconcile_reviews, schedule_review_run
+from tasks.reviews import start_review_run
 from tests.prefect_harness import FINAL, Walk, read_run, text_of, wait_for
 
 # The flow tests run on SQLite only; the rules (first test) on PostgreSQL too.
@@ -393,7 +394,7 @@ def test_a_review_due_while_serving_is_down_runs_once_when_it_is_back(serving, d
             review_id = planned.id
         assert review_id is not None
         # The rules never schedule a run less than a minute ahead: give them their "now".
-        run_id = UUID(schedule_review_run(review_id, at=now - timedelta(minutes=1)))
+        run_id = UUID(start_review_run(review_id, at=now - timedelta(minutes=1)))
         due = read_run(run_id).expected_start_time
         assert due <= now + timedelta(seconds=4)
         time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 1.5)
