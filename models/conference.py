@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
@@ -136,6 +137,15 @@ def view(conference: Conference) -> ConferenceView:
         conference_type=ConferenceType(conference.conference_type),
         phase=Phase(conference.phase),
     )
+
+
+def aware_start(starts_at: datetime, time_zone: str) -> datetime:
+    """A start without an offset read in `time_zone`; refused unless that is an IANA time zone."""
+    try:
+        zone = ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise Refusal.of("time_zone", "not an IANA time zone such as Europe/Vienna") from error
+    return starts_at.replace(tzinfo=zone) if starts_at.tzinfo is None else starts_at
 
 
 def open_conference(

@@ -1,14 +1,12 @@
 """The conference phases: preparation, information, family-only, decision, action review."""
 
-from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from prefect import task
+from sqlmodel import Session
 
 from models import actions, cases, conference, stages, venues
 from models.audit import audit
+from models.conference import aware_start as _aware
 from models.database import session_scope
-from models.errors import Refusal
 from models.forms import ActionReview, Decision, FamilyPlan, Information, Preparation
 from models.profile import load_profile
 from models.settings import get_settings
@@ -16,19 +14,11 @@ from models.vocabulary import CaseStatus, ClosureReason, ConferenceKind, Confere
 from tasks.policies import DATABASE_RETRIES, EFFECT, StepOutcome, apply_once, now
 
 
-def _aware(starts_at: datetime, time_zone: str) -> datetime:
-    try:
-        zone = ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise Refusal.of("time_zone", "not an IANA time zone such as Europe/Vienna") from error
-    return starts_at.replace(tzinfo=zone) if starts_at.tzinfo is None else starts_at
-
-
 @task(**DATABASE_RETRIES)
 def prepare(step_key: str, attempt: int, case_id: int, answer: Preparation) -> StepOutcome:
     """Open the cycle's conference: type, time and place."""
 
-    def write(session) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    def write(session: Session) -> dict[str, int]:
         at = now()
         rep = cases.acting_representative(session, code=answer.acting_representative)
         case = cases.get_case(session, case_id)
@@ -53,7 +43,8 @@ def prepare(step_key: str, attempt: int, case_id: int, answer: Preparation) -> S
             at=at,
             detail=f"cycle {case.cycle}, {answer.conference_type}",
         )
-        return {"conference_id": row.id}  # type: ignore[dict-item]
+        assert row.id is not None
+        return {"conference_id": row.id}
 
     return apply_once(step_key=step_key, case_id=case_id, attempt=attempt, write=write)
 
@@ -87,7 +78,7 @@ def plan_numbers(conference_id: int) -> list[int]:
 
 @task(**DATABASE_RETRIES)
 def review_actions(step_key: str, attempt: int, case_id: int, answer: ActionReview) -> StepOutcome:
-    def write(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    def write(session: Session) -> dict[str, object]:
         at = now()
         rep = cases.acting_representative(session, code=answer.acting_representative)
         updated = actions.review_open_actions(
@@ -107,7 +98,7 @@ def review_actions(step_key: str, attempt: int, case_id: int, answer: ActionRevi
 def record_information(
     step_key: str, attempt: int, case_id: int, conference_id: int, answer: Information
 ) -> StepOutcome:
-    def write(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    def write(session: Session) -> dict[str, object]:
         at = now()
         rep = cases.acting_representative(session, code=answer.acting_representative)
         row = conference.get_conference(session, conference_id)
@@ -138,7 +129,7 @@ def record_information(
 def record_family_plan(
     step_key: str, attempt: int, case_id: int, conference_id: int, answer: FamilyPlan
 ) -> StepOutcome:
-    def write(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    def write(session: Session) -> dict[str, object]:
         at = now()
         rep = cases.acting_representative(session, code=answer.acting_representative)
         row = conference.get_conference(session, conference_id)
@@ -156,7 +147,7 @@ def record_family_plan(
 def record_decision(
     step_key: str, attempt: int, case_id: int, conference_id: int, answer: Decision
 ) -> StepOutcome:
-    def write(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    def write(session: Session) -> dict[str, object]:
         at = now()
         rep = cases.acting_representative(session, code=answer.acting_representative)
         case = cases.get_case(session, case_id)

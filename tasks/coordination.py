@@ -1,7 +1,5 @@
 """Coordinator actions outside the case's own run: reschedule, hand-over, consent withdrawal."""
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from prefect import task
 
 from models import cases, conference, consent, venues
@@ -29,13 +27,7 @@ def _open_case_and_conference(session, reference: str):  # type: ignore[no-untyp
 @task(persist_result=False, **DATABASE_RETRIES)
 def reschedule(change: Reschedule) -> int:
     """Move the conference and queue the updated invitations; returns the case id."""
-    try:
-        zone = ZoneInfo(change.time_zone)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise Refusal.of("time_zone", "not an IANA time zone such as Europe/Vienna") from error
-    starts_at = (
-        change.starts_at if change.starts_at.tzinfo else change.starts_at.replace(tzinfo=zone)
-    )
+    starts_at = conference.aware_start(change.starts_at, change.time_zone)
     with session_scope() as session:
         at = now()
         rep = cases.acting_representative(session, code=change.acting_representative)

@@ -30,7 +30,6 @@ from models import actions, cases, conference
 from models.errors import Refusal
 from models.tables import ActionItem, Agency, AuditEvent, Case, Conference, InformationItem
 from models.vocabulary import ActionStatus, ConferenceKind, ConferenceType, Phase, Stage
-from tasks.conference import _aware
 from tests.fuzz import (
     Verdict,
     answers,
@@ -182,7 +181,7 @@ def test_preparations_are_applied_or_refused(session: Session, data: st.DataObje
                 case=case,
                 kind=ConferenceKind.first,
                 conference_type=answer.conference_type,
-                starts_at=_aware(answer.starts_at, answer.time_zone),
+                starts_at=conference.aware_start(answer.starts_at, answer.time_zone),
                 time_zone=answer.time_zone,
                 location=answer.location.strip(),
                 now=NOW,
