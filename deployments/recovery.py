@@ -12,7 +12,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from sqlmodel import Session, col, select
 
 from models import cases, review
-from models.database import session_scope
+from models.database import saved_id, session_scope
 from models.tables import Case, Review
 from models.vocabulary import CaseStatus, Phase, ReviewStatus
 from tasks.policies import CHECK, OUTSIDE_RETRIES, now
@@ -48,10 +48,10 @@ def cancelled_by_hand(run: FlowRun, *, cancelling: bool = False) -> bool:
     return state is not None and state.type in types and not cut_off(run)
 
 
-def _following_a_run(session: Session) -> list[Case]:
+def _following_a_run(session: Session) -> list[tuple[Case, str]]:
     """Open cases in the middle of a cycle, each with the run it follows."""
     return [
-        c
+        (c, c.current_flow_run_id)
         for c in session.exec(
             select(Case).where(
                 Case.status == CaseStatus.open,
@@ -66,13 +66,12 @@ def recover_cases() -> list[str]:
     """Start a new run for each open case cut off mid-step; returns the case references."""
     with session_scope() as session:
         open_cases = [
-            (c.reference, c.cycle, c.stage, c.conference_type, c.current_flow_run_id)
-            for c in _following_a_run(session)
+            (c.reference, c.cycle, c.stage, c.conference_type, run_id)
+            for c, run_id in _following_a_run(session)
         ]
     recovered = []
     with get_client(sync_client=True) as client:
         for reference, cycle, stage, conference_type, run_id in open_cases:
-            assert run_id is not None
             if not cut_off(client.read_flow_run(UUID(run_id))):
                 continue  # a run cancelled by hand: reconcile_reviews records it
             new_run = start_cycle_run(
@@ -117,14 +116,11 @@ def reconcile_reviews(*, settle: timedelta = SETTLE) -> list[str]:
     that a stop of the serving process cut off is run again."""
     with session_scope() as session:
         reviews: dict[str, int] = {
-            r.flow_run_id: r.id  # type: ignore[misc]
+            r.flow_run_id: saved_id(r)
             for r in session.exec(select(Review).where(Review.status == ReviewStatus.scheduled))
             if r.flow_run_id
         }
-        running: dict[str, int] = {
-            c.current_flow_run_id: c.id  # type: ignore[misc]
-            for c in _following_a_run(session)
-        }
+        running: dict[str, int] = {run_id: saved_id(c) for c, run_id in _following_a_run(session)}
     runs = _read_runs([*reviews, *running])
     for run_id, review_id in list(reviews.items()):
         run = runs.get(run_id)

@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from models.conference import open_actions
+from models.database import saved_id
 from models.errors import Problem, Refusal
 from models.tables import Agency
 from models.vocabulary import ActionStatus, NotDoneReason
@@ -87,4 +88,4 @@ def review_open_actions(
         action.updated_at = now
         session.add(action)
     session.flush()
-    return [a.id for a in rows]  # type: ignore[misc]
+    return [saved_id(a) for a in rows]

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 
+from models.database import saved_id
 from models.errors import Problem, Refusal
 from models.profile import RANK, Profile
 from models.tables import (
@@ -168,7 +169,7 @@ def open_conference(
         select(Conference).where(Conference.case_id == case.id, Conference.cycle == case.cycle)
     ).first()
     conference = existing or Conference(
-        case_id=case.id,  # type: ignore[arg-type]
+        case_id=saved_id(case),
         cycle=case.cycle,
         kind=kind,
         conference_type=conference_type,
@@ -288,7 +289,7 @@ def record_information(
     _require_phase(conference, Phase.information)
     agencies = professional_agencies(
         session,
-        conference_id=conference.id,  # type: ignore[arg-type]
+        conference_id=saved_id(conference),
         phase=Phase.information,
     )
     problems: list[Problem] = []
@@ -340,8 +341,8 @@ def record_information(
     ids: list[int] = []
     for entry in entries:
         item = InformationItem(
-            conference_id=conference.id,  # type: ignore[arg-type]
-            agency_id=agencies[entry.agency].id,  # type: ignore[arg-type]
+            conference_id=saved_id(conference),
+            agency_id=saved_id(agencies[entry.agency]),
             classification=entry.classification,
             summary=(entry.summary or "").strip() or None,
             pointer=(entry.pointer or "").strip() or None,
@@ -349,7 +350,7 @@ def record_information(
         )
         session.add(item)
         session.flush()
-        ids.append(item.id)  # type: ignore[arg-type]
+        ids.append(saved_id(item))
     conference.phase = next_phase
     session.add(conference)
     session.flush()
@@ -372,7 +373,7 @@ def record_family_plan(session: Session, *, conference: Conference, items: list[
     ids = []
     for number, text in enumerate(cleaned, start=1):
         plan_item = PlanItem(
-            conference_id=conference.id,  # type: ignore[arg-type]
+            conference_id=saved_id(conference),
             number=number,
             drafted_by=Role.family,
             text=text,
@@ -381,11 +382,11 @@ def record_family_plan(session: Session, *, conference: Conference, items: list[
         )
         session.add(plan_item)
         session.flush()
-        ids.append(plan_item.id)
+        ids.append(saved_id(plan_item))
     conference.phase = Phase.decision
     session.add(conference)
     session.flush()
-    return ids  # type: ignore[return-value]
+    return ids
 
 
 def plan_items(session: Session, *, conference_id: int) -> list[PlanItem]:
@@ -415,8 +416,8 @@ def record_decision(
     date is then not used).
     """
     _require_phase(conference, Phase.decision)
-    drafted = {p.number: p for p in plan_items(session, conference_id=conference.id)}  # type: ignore[arg-type]
-    agencies = professional_agencies(session, conference_id=conference.id)  # type: ignore[arg-type]
+    drafted = {p.number: p for p in plan_items(session, conference_id=saved_id(conference))}
+    agencies = professional_agencies(session, conference_id=saved_id(conference))
     problems: list[Problem] = []
     seen: set[int] = set()
     for i, entry in enumerate(plan_decisions):
@@ -495,7 +496,7 @@ def record_decision(
     for offset, (text, level) in enumerate(further):
         session.add(
             PlanItem(
-                conference_id=conference.id,  # type: ignore[arg-type]
+                conference_id=saved_id(conference),
                 number=next_number + offset,
                 drafted_by=Role.lead,
                 text=text.strip(),
@@ -506,8 +507,8 @@ def record_decision(
     action_ids = []
     for action, owner_id in zip(actions, owners, strict=True):
         row = ActionItem(
-            case_id=case.id,  # type: ignore[arg-type]
-            conference_id=conference.id,  # type: ignore[arg-type]
+            case_id=saved_id(case),
+            conference_id=saved_id(conference),
             owner_agency_id=owner_id,
             owner_role=Role(action.owner_role) if action.owner_role else None,
             classification=action.classification,
@@ -517,11 +518,11 @@ def record_decision(
         )
         session.add(row)
         session.flush()
-        action_ids.append(row.id)
+        action_ids.append(saved_id(row))
     conference.phase = Phase.release
     session.add(conference)
     session.flush()
-    return action_ids  # type: ignore[return-value]
+    return action_ids
 
 
 def action_owner(
@@ -537,7 +538,7 @@ def action_owner(
         return agencies[action.owner_agency].id, None
     reached = [
         p
-        for p in participants(session, conference_id=conference.id)  # type: ignore[arg-type]
+        for p in participants(session, conference_id=saved_id(conference))
         if p.role == action.owner_role and p.intermediary_agency_id is not None
     ]
     if not reached:

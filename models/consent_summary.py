@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from models.cases import current_conference
 from models.conference import audience, participants
 from models.consent import consent_in_force, ledger
+from models.database import saved_id
 from models.profile import load_profile
 from models.tables import Agency, Case
 from models.vocabulary import PROFESSIONAL_ROLES, Classification, ConferenceType, Role
@@ -59,7 +60,7 @@ def consent_summary(session: Session, *, case: Case, today: date) -> str:
     else:
         agencies = {a.id: a for a in session.exec(select(Agency))}
         profile = load_profile(case.profile)
-        for p in participants(session, conference_id=conference.id):  # type: ignore[arg-type]
+        for p in participants(session, conference_id=saved_id(conference)):
             if p.role not in PROFESSIONAL_ROLES:
                 continue
             agency = agencies[p.agency_id]

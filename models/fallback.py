@@ -23,6 +23,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from models.audit import audit
+from models.database import saved_id
 from models.handover import HANDED_OVER_ROLES
 from models.invitations import queue_handover
 from models.messaging.notifications import queue_to_agency
@@ -135,7 +136,7 @@ def reselect_as_security(
     the coordinator confirmed it) and queue what each one is told. Returns the changes."""
     if conference.conference_type != ConferenceType.security:
         raise ValueError("re-selection is only for a conference that goes on as security")
-    agencies = {a.id: a for a in session.exec(select(Agency))}
+    agencies = {saved_id(a): a for a in session.exec(select(Agency))}
     by_code = {a.code: a for a in agencies.values()}
     current = list(
         session.exec(
@@ -144,8 +145,8 @@ def reselect_as_security(
             .order_by(col(Participant.id))
         )
     )
-    found = changes(current, agencies, confirmed)  # type: ignore[arg-type]
-    invited = was_invited(session, conference_id=conference.id)  # type: ignore[arg-type]
+    found = changes(current, agencies, confirmed)
+    invited = was_invited(session, conference_id=saved_id(conference))
     if invited:
         conference.ical_sequence += 1
         session.add(conference)

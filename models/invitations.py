@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from models.audit import audit
+from models.database import saved_id
 from models.errors import Refusal
 from models.handover import handover_for, handover_recipient
 from models.messaging.notifications import queue_to_agency
@@ -148,4 +149,4 @@ def record_handover(
         session, action=f"invitation.handed_over.{role}", case_id=case.id, actor_id=actor_id, at=now
     )
     session.flush()
-    return [r.id for r in rows]  # type: ignore[misc]
+    return [saved_id(r) for r in rows]

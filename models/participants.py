@@ -10,6 +10,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 from sqlmodel import Session, col, select
 
+from models.database import saved_id
 from models.errors import Problem, Refusal
 from models.stakeholders import Proposal
 from models.tables import Agency, Conference, Participant, Representative
@@ -141,12 +142,12 @@ def record_participants(
     def add(participant: Participant) -> None:
         session.add(participant)
         session.flush()
-        ids.append(participant.id)  # type: ignore[arg-type]
+        ids.append(saved_id(participant))
 
     for proposal in proposals:
         add(
             Participant(
-                conference_id=conference.id,  # type: ignore[arg-type]
+                conference_id=saved_id(conference),
                 agency_id=agencies[proposal.agency_code].id,
                 role=proposal.role,
                 rule=proposal.rule[:300],
@@ -176,7 +177,7 @@ def record_participants(
         for role, relation in people:
             add(
                 Participant(
-                    conference_id=conference.id,  # type: ignore[arg-type]
+                    conference_id=saved_id(conference),
                     role=role,
                     rule=f"{role}{f' ({relation})' if relation else ''} of a social-network "
                     "conference"

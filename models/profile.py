@@ -459,9 +459,10 @@ class Profile(_Strict):
         whatever this says (`models.stakeholders` applies that)."""
         rules = self.rules_for(conference_type)
         every = rules.professional_phases()
+        by_kind = {str(k): phases for k, phases in rules.phases_by_kind.items()}
         attended: set[Phase] = set()
         for kind in kinds:
-            attended.update(rules.phases_by_kind.get(kind, every))  # type: ignore[call-overload]
+            attended.update(by_kind.get(kind, every))
         return [p for p in every if p in attended]
 
     def clearance_for(
@@ -490,19 +491,19 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"key '{key}' is given twice", key_node.start_mark
             )
         seen.add(key)
-    loader.flatten_mapping(node)  # type: ignore[no-untyped-call]
-    return dict(loader.construct_pairs(node))  # type: ignore[no-untyped-call]
+    loader.flatten_mapping(node)
+    return dict(loader.construct_pairs(node))
 
 
 _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 

@@ -7,6 +7,7 @@ from sqlmodel import Session, col, select
 
 from models.conference import attended_phases, audience, participants, plan_items
 from models.consent import consent_in_force
+from models.database import saved_id
 from models.handover import handover_recipient
 from models.messaging.notifications import queue_to_agency
 from models.profile import Profile, load_profile
@@ -62,7 +63,7 @@ def minutes_for(
         share_with_held=not professional
         or consent_in_force(
             session,
-            case_id=case.id,  # type: ignore[arg-type]
+            case_id=saved_id(case),
             scope=share_with_scope(agency.code),
             today=today,
         ),
@@ -75,7 +76,7 @@ def minutes_for(
         .where(InformationItem.conference_id == conference.id)
         .order_by(col(InformationItem.id))
     )
-    plan = plan_items(session, conference_id=conference.id)  # type: ignore[arg-type]
+    plan = plan_items(session, conference_id=saved_id(conference))
     acts = session.exec(
         select(ActionItem)
         .where(ActionItem.conference_id == conference.id)
@@ -92,20 +93,16 @@ def minutes_for(
         role=Role(participant.role),
         classifications=frozenset(allowed),
         information_ids=tuple(
-            i.id  # type: ignore[misc]
-            for i in info
-            if informed and i.classification in allowed
+            saved_id(i) for i in info if informed and i.classification in allowed
         ),
         plan_ids=tuple(
-            p.id  # type: ignore[misc]
+            saved_id(p)
             for p in plan
             if p.classification in allowed
             and (decides or (Phase.family_only in phases and p.drafted_by == Role.family))
         ),
         action_ids=tuple(
-            a.id  # type: ignore[misc]
-            for a in acts
-            if a.classification in allowed and (decides or owns(a))
+            saved_id(a) for a in acts if a.classification in allowed and (decides or owns(a))
         ),
     )
 
@@ -122,14 +119,14 @@ def minutes_per_audience(
         minutes_for(
             session, case=case, conference=conference, participant=p, today=day, profile=profile
         )
-        for p in participants(session, conference_id=conference.id)  # type: ignore[arg-type]
+        for p in participants(session, conference_id=saved_id(conference))
     ]
 
 
 def release(session: Session, *, case: Case, conference: Conference, now: datetime) -> list[int]:
     """Queue the minutes for each participant and an assignment notice per action; mark released."""
     ids: list[int] = []
-    for p in participants(session, conference_id=conference.id):  # type: ignore[arg-type]
+    for p in participants(session, conference_id=saved_id(conference)):
         professional = p.role in PROFESSIONAL_ROLES
         if not professional and conference.conference_type == ConferenceType.security:
             continue  # a security conference never includes the client and family
@@ -155,7 +152,7 @@ def release(session: Session, *, case: Case, conference: Conference, now: dateti
     conference.released_at = now
     session.add(conference)
     session.flush()
-    return ids  # type: ignore[return-value]
+    return ids
 
 
 def queue_action_notice(

@@ -9,6 +9,7 @@ from sqlmodel import Session, col, select
 from models import ledger
 from models.audit import audit
 from models.cases import set_phase
+from models.database import saved_id
 from models.errors import Problem, Refusal
 from models.messaging.notifications import queue_to_agency
 from models.tables import Agency, Case, Conference, Participant, Review
@@ -61,7 +62,7 @@ def plan_review(
     if existing is not None:
         return existing
     review = Review(
-        case_id=case.id,  # type: ignore[arg-type]
+        case_id=saved_id(case),
         cycle=cycle,
         due_at=due_at,
         version=version,
@@ -150,7 +151,7 @@ def check_review_change(
             problems.append(
                 Problem("review_on", "leave empty to cancel; choose move to change the date")
             )
-        if not problems and not scheduled_reviews(session, case_id=case.id):  # type: ignore[arg-type]
+        if not problems and not scheduled_reviews(session, case_id=saved_id(case)):
             problems.append(Problem("action", "no review is scheduled for this case to cancel"))
     if problems:
         raise Refusal(*problems)
@@ -226,7 +227,7 @@ def cancel_review(
     """Cancel what is scheduled: the case stays open with no next review (`review_cancelled`)
     until a move plans one. Returns the cancelled rows, whose runs the caller cancels."""
     check_review_change(session, case=case, action=ReviewChangeKind.cancel, on=None, now=now)
-    scheduled = scheduled_reviews(session, case_id=case.id)  # type: ignore[arg-type]
+    scheduled = scheduled_reviews(session, case_id=saved_id(case))
     for row in scheduled:
         row.status = ReviewStatus.cancelled
         session.add(row)
@@ -262,7 +263,9 @@ def review_cancelled_outside(session: Session, *, review: Review, now: datetime)
     review.status = ReviewStatus.cancelled
     session.add(review)
     session.flush()
-    if case.phase == Phase.review_scheduled and not scheduled_reviews(session, case_id=case.id):  # type: ignore[arg-type]
+    if case.phase == Phase.review_scheduled and not scheduled_reviews(
+        session, case_id=saved_id(case)
+    ):
         set_phase(session, case=case, phase=Phase.review_cancelled, now=now)
     audit(
         session,

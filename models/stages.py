@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from models.audit import audit
+from models.database import saved_id
 from models.errors import Problem, Refusal
 from models.profile import Profile
 from models.review import review_time_zone
@@ -150,7 +151,7 @@ def move_stage(
     case.updated_at = now
     session.add(case)
     change = StageChange(
-        case_id=case.id,  # type: ignore[arg-type]
+        case_id=saved_id(case),
         kind=StageChangeKind.release_date if date_change else StageChangeKind.move,
         from_stage=from_stage,
         to_stage=to_stage,
@@ -233,7 +234,7 @@ def transfer_case(
     case.updated_at = now
     session.add(case)
     change = StageChange(
-        case_id=case.id,  # type: ignore[arg-type]
+        case_id=saved_id(case),
         kind=StageChangeKind.transfer,
         from_stage=Stage(case.stage),
         to_stage=Stage(case.stage),

@@ -4,7 +4,7 @@ from prefect import task
 
 from models import cases
 from models.conference import cancel_conference
-from models.database import session_scope
+from models.database import saved_id, session_scope
 from models.forms import Closure
 from models.invitations import queue_invitations
 from tasks.policies import DATABASE_RETRIES, now
@@ -27,4 +27,4 @@ def close(closure: Closure) -> tuple[int, list[str]]:
         runs = [r.flow_run_id for r in reviews if r.flow_run_id]
         if case.current_flow_run_id:
             runs.append(case.current_flow_run_id)
-        return case.id, runs  # type: ignore[return-value]
+        return saved_id(case), runs

@@ -1,20 +1,22 @@
 """Coordinator actions outside the case's own run: reschedule, hand-over, consent withdrawal."""
 
 from prefect import task
+from sqlmodel import Session
 
 from models import cases, conference, consent, venues
 from models.audit import audit
-from models.database import session_scope
+from models.database import saved_id, session_scope
 from models.errors import Refusal
 from models.forms import ConsentWithdrawal, Handover, Reschedule
 from models.invitations import queue_invitations, record_handover
 from models.profile import load_profile
 from models.settings import get_settings
+from models.tables import Case, Conference
 from models.vocabulary import CaseStatus, ConferenceType, Role
 from tasks.policies import DATABASE_RETRIES, now
 
 
-def _open_case_and_conference(session, reference: str):  # type: ignore[no-untyped-def]
+def _open_case_and_conference(session: Session, reference: str) -> tuple[Case, Conference]:
     case = cases.case_by_reference(session, reference)
     if case.status != CaseStatus.open:
         raise Refusal.of("case_reference", "this case is closed")
@@ -46,7 +48,7 @@ def reschedule(change: Reschedule) -> int:
         )
         queue_invitations(session, case=case, conference=row, now=at, event="rescheduled")
         audit(session, action="conference.rescheduled", case_id=case.id, actor_id=rep.id, at=at)
-        return case.id  # type: ignore[return-value]
+        return saved_id(case)
 
 
 @task(persist_result=False, **DATABASE_RETRIES)
@@ -60,11 +62,11 @@ def handover(record: Handover) -> int:
             case=case,
             conference=row,
             role=Role(record.handed_to),
-            actor_id=rep.id,  # type: ignore[arg-type]
+            actor_id=saved_id(rep),
             now=at,
             relation=str(record.relation) if record.relation else None,
         )
-        return case.id  # type: ignore[return-value]
+        return saved_id(case)
 
 
 @task(persist_result=False, **DATABASE_RETRIES)

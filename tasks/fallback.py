@@ -5,7 +5,7 @@ from sqlmodel import Session, select
 
 from models import cases
 from models.conference import get_conference, participants
-from models.database import session_scope
+from models.database import saved_id, session_scope
 from models.fallback import changes, describe_changes, reselect_as_security
 from models.forms import Stakeholders
 from models.participants import (
@@ -43,9 +43,9 @@ def describe_security_list(
         case = cases.get_case(session, case_id)
         conference = get_conference(session, conference_id)
         _, _, selection = _selection(session, case, conference)
-        agencies = {a.id: a for a in session.exec(select(Agency))}
+        agencies = {saved_id(a): a for a in session.exec(select(Agency))}
         current = participants(session, conference_id=conference_id)
-        text = describe_changes(changes(current, agencies, selection.proposals))  # type: ignore[arg-type]
+        text = describe_changes(changes(current, agencies, selection.proposals))
         if selection.warnings:
             text += "\n\n" + "\n".join(f"> **Warning:** {w}" for w in selection.warnings)
         known = _known_representatives(

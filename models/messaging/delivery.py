@@ -40,7 +40,7 @@ ACTION_POINTER = {
     "en": "action no. {number}, as worded in the minutes (ask the coordinator for your copy)",
     "de": "Maßnahme Nr. {number}, Wortlaut im Protokoll (Ausfertigung bei der Koordination)",
 }
-CALENDAR_METHOD = {
+CALENDAR_METHOD: dict[Event, Literal["REQUEST", "CANCEL", "PUBLISH"]] = {
     Event.invitation: "REQUEST",
     Event.handover_request: "PUBLISH",
     Event.rescheduled: "REQUEST",
@@ -198,7 +198,7 @@ def compose(
         ics = conference_calendar(
             uid=conference.ical_uid,
             sequence=conference.ical_sequence,
-            method=method,  # type: ignore[arg-type]
+            method=method,
             starts_at=review.due_at if review else conference.starts_at,
             duration=duration,
             time_zone=conference.time_zone,

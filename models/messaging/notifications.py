@@ -2,8 +2,9 @@
 
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from models.database import saved_id
 from models.tables import Case, Channel, Conference, Notification
 from models.vocabulary import Role
 
@@ -55,7 +56,7 @@ def channels_of(session: Session, *, agency_id: int) -> list[Channel]:
         session.exec(
             select(Channel)
             .where(Channel.agency_id == agency_id, Channel.active == True)  # noqa: E712
-            .order_by(Channel.tag)  # type: ignore[arg-type]
+            .order_by(col(Channel.tag))
         )
     )
 
@@ -81,24 +82,26 @@ def queue_to_agency(
     (default: the agency id) and the channel, so each message is written once.
     """
     return [
-        queue(
-            session,
-            key=notification_key(
-                reference=case.reference,
-                cycle=conference.cycle if cycle is None else cycle,
-                event=key_event or event,
-                recipient=recipient or str(agency_id),
+        saved_id(
+            queue(
+                session,
+                key=notification_key(
+                    reference=case.reference,
+                    cycle=conference.cycle if cycle is None else cycle,
+                    event=key_event or event,
+                    recipient=recipient or str(agency_id),
+                    channel=channel.tag,
+                    version=version,
+                ),
+                case_id=saved_id(case),
+                conference_id=conference.id,
+                event=event,
+                recipient_agency_id=agency_id,
+                recipient_role=role,
                 channel=channel.tag,
-                version=version,
-            ),
-            case_id=case.id,  # type: ignore[arg-type]
-            conference_id=conference.id,
-            event=event,
-            recipient_agency_id=agency_id,
-            recipient_role=role,
-            channel=channel.tag,
-            now=now,
-            detail=detail,
-        ).id  # type: ignore[misc]
+                now=now,
+                detail=detail,
+            )
+        )
         for channel in channels_of(session, agency_id=agency_id)
     ]
