@@ -6,12 +6,27 @@ much the share rests on. Agency codes and numbers only: never a representative.
 """
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
 
+from sqlalchemy import Connection, delete, insert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from models.tables import Agency, Conference, Participant
-from models.vocabulary import PROFESSIONAL_ROLES
+from models.tables import (
+    Agency,
+    AgencyParticipation,
+    AgencyParticipationMonth,
+    Conference,
+    Participant,
+)
+from models.vocabulary import PROFESSIONAL_ROLES, Role
+
+#: The roles that are not professional (client, family): their participations never count.
+NOT_PROFESSIONAL = [str(r) for r in Role if r not in PROFESSIONAL_ROLES]
 
 
 @dataclass(frozen=True)
@@ -80,3 +95,112 @@ def continuity_table(reference: str, rows: list[AgencyContinuity]) -> str:
     if not rows:
         lines.append("| (no participants recorded yet) | | | | |")
     return "\n".join(lines) + "\n"
+
+
+# --- kept per case and agency for the portfolio ------------------------------------------------
+
+
+def participations() -> Any:
+    """A query of the professional participations: (case, agency, representative or None, the
+    conference's preparation date) each."""
+    return (
+        select(
+            col(Conference.case_id),
+            col(Participant.agency_id),
+            col(Participant.representative_id),
+            col(Conference.created_at),
+        )
+        .join(Participant, col(Participant.conference_id) == col(Conference.id))
+        .where(
+            col(Participant.role).not_in(NOT_PROFESSIONAL), col(Participant.agency_id).is_not(None)
+        )
+    )
+
+
+def summarise(rows: Any) -> dict[tuple[int, int], dict[str, Any]]:
+    """Participation rows (`participations`) summed per case and agency: how many, how many
+    named, how many by the most frequent person, the first and last conference's date."""
+    found: dict[tuple[int, int], dict[str, Any]] = {}
+    people: dict[tuple[int, int], Counter[int]] = {}
+    for case_id, agency_id, person, at in rows:
+        pair = (case_id, agency_id)
+        row = found.setdefault(pair, {"first_at": at, "last_at": at, "participations": 0})
+        row["first_at"], row["last_at"] = min(row["first_at"], at), max(row["last_at"], at)
+        row["participations"] += 1
+        named = people.setdefault(pair, Counter())
+        if person is not None:
+            named[person] += 1
+    for pair, row in found.items():
+        row["named"] = sum(people[pair].values())
+        row["same_person"] = max(people[pair].values(), default=0)
+        row["first_month"] = month_of(row["first_at"])
+    return found
+
+
+def month_of(moment: datetime) -> date:
+    """The first day of `moment`'s month, in UTC."""
+    day = moment.astimezone(UTC).date()
+    return day.replace(day=1)
+
+
+COUNTS = ("participations", "named", "same_person")
+
+
+def refresh_participation(connection: Connection, case_ids: Collection[int] | None) -> None:
+    """Write `AgencyParticipation` afresh for `case_ids` (every case if None), and add what
+    changed to `AgencyParticipationMonth`."""
+    summary, months = AgencyParticipation, AgencyParticipationMonth
+    query, old = (
+        participations(),
+        select(
+            col(summary.agency_id),
+            col(summary.first_month),
+            *(getattr(summary, c) for c in COUNTS),
+        ),
+    )
+    if case_ids is not None:
+        query = query.where(col(Conference.case_id).in_(case_ids))
+        old = old.where(col(summary.case_id).in_(case_ids))
+    found = summarise(connection.execute(query))
+    change: dict[tuple[int, date], list[int]] = {}
+    for agency_id, month, *counts in connection.execute(old) if case_ids is not None else ():
+        was = change.setdefault((agency_id, month), [0, 0, 0])
+        change[(agency_id, month)] = [a - b for a, b in zip(was, counts, strict=True)]
+    for (_, agency_id), row in found.items():
+        was = change.setdefault((agency_id, row["first_month"]), [0, 0, 0])
+        added = [row[c] for c in COUNTS]
+        change[(agency_id, row["first_month"])] = [a + b for a, b in zip(was, added, strict=True)]
+    gone, gone_months = delete(summary), delete(months)
+    if case_ids is not None:
+        connection.execute(gone.where(col(summary.case_id).in_(case_ids)))
+    else:
+        connection.execute(gone)
+        connection.execute(gone_months)
+    if found:
+        connection.execute(
+            insert(summary),
+            [{"case_id": c, "agency_id": a, **row} for (c, a), row in found.items()],
+        )
+    add_counts(
+        connection,
+        months,
+        [
+            {"agency_id": a, "month": m, **dict(zip(COUNTS, n, strict=True))}
+            for (a, m), n in sorted(change.items())
+            if any(n)
+        ],
+    )
+
+
+def add_counts(connection: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Add `rows` to the counts of a tally `table` (its primary key, then counts), inserting the
+    rows it does not hold yet: one statement, in key order (no deadlock between writers)."""
+    if not rows:
+        return
+    table = table.__table__
+    keys = [c.name for c in table.primary_key.columns]
+    upsert = (postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert)(
+        table
+    )
+    counts = {c: table.c[c] + upsert.excluded[c] for c in rows[0] if c not in keys}
+    connection.execute(upsert.on_conflict_do_update(index_elements=keys, set_=counts), rows)

@@ -6,20 +6,44 @@ more there are. References, codes, dates and counts only: nothing a coordinator 
 """
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from statistics import median
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    inspect,
+    literal,
+    or_,
+    update,
+)
+from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
+from models.continuity import (
+    COUNTS,
+    add_counts,
+    month_of,
+    participations,
+    refresh_participation,
+    summarise,
+)
 from models.tables import (
     ActionItem,
     Agency,
+    AgencyParticipation,
+    AgencyParticipationMonth,
     Case,
     Channel,
     Conference,
@@ -28,10 +52,10 @@ from models.tables import (
     Participant,
     Review,
     StageChange,
+    StageTally,
     UTCDateTime,
 )
 from models.vocabulary import (
-    PROFESSIONAL_ROLES,
     ActionStatus,
     CaseStatus,
     ConferenceKind,
@@ -70,21 +94,19 @@ NOT_CHOSEN = "(not chosen yet)"
 
 _referrer = aliased(Agency)
 _transferred_lead = aliased(Agency)
+_conference_lead_agency = aliased(Agency)
 
 
-def _conference_role_code(role: Role) -> Any:
-    """The code of the agency in `role` at the case's latest conference that has one (the first
-    code where several agencies share it), correlated to the enclosing query's case.
-
-    Two index lookups per case (its conferences latest first, stopping at the first with such
-    an agency; then that conference's agencies by `min`): no sort per case and no window over
-    every case's conferences, which SQLite answers several times slower at 10,000 cases."""
+def _conference_lead() -> Any:
+    """The agency leading the case's latest conference that has a lead (the first by code where
+    several share it), correlated to the enclosing query's case: what
+    `Case.conference_lead_agency_id` keeps."""
     latest, holder = aliased(Conference), aliased(Participant)
     held = (
         select(holder.id)
         .where(
             col(holder.conference_id) == col(latest.id),
-            col(holder.role) == str(role),
+            col(holder.role) == str(Role.lead),
             col(holder.agency_id).is_not(None),  # a foreign key: an agency, read from the index
         )
         .exists()
@@ -98,32 +120,40 @@ def _conference_role_code(role: Role) -> Any:
         .scalar_subquery()
     )
     return (
-        select(func.min(col(Agency.code)))
-        .select_from(Participant)
-        .join(Agency, col(Agency.id) == col(Participant.agency_id))
+        select(Agency.id)
+        .join(Participant, col(Agency.id) == col(Participant.agency_id))
         .where(
             col(Participant.conference_id) == latest_conference,
-            col(Participant.role) == str(role),
+            col(Participant.role) == str(Role.lead),
         )
+        .order_by(col(Agency.code))
+        .limit(1)
         .correlate(Case)
         .scalar_subquery()
     )
 
 
-def _leads() -> Any:
-    """Every open case's lead: the transferred lead, else the lead of its latest conference that
-    has one (NULL where there is none)."""
-    return (
-        select(  # type: ignore[call-overload]
-            func.coalesce(col(_transferred_lead.code), _conference_role_code(Role.lead)).label(
-                "lead"
-            ),
-        )
-        .select_from(Case)
-        .outerjoin(_transferred_lead, col(_transferred_lead.id) == col(Case.lead_agency_id))
-        .where(col(Case.status) == CaseStatus.open)
-        .subquery("leads")
+def refresh_leads(session: OrmSession, case_ids: Collection[int] | None) -> None:
+    """Set `Case.conference_lead_agency_id` afresh for `case_ids` (every case if None), in the
+    database and on the cases this session holds."""
+    query = select(col(Case.id), _conference_lead())  # type: ignore[call-overload]
+    if case_ids is not None:
+        query = query.where(col(Case.id).in_(case_ids))
+    connection = session.connection()
+    leads = connection.execute(query).all()
+    if not leads:
+        return
+    cases = Case.__table__  # type: ignore[attr-defined]
+    connection.execute(
+        update(cases)
+        .where(cases.c.id == bindparam("case"))
+        .values(conference_lead_agency_id=bindparam("lead")),
+        [{"case": case_id, "lead": lead} for case_id, lead in leads],
     )
+    for case_id, lead in leads:
+        held = session.identity_map.get(identity_key(Case, case_id))
+        if held is not None:
+            set_committed_value(held, "conference_lead_agency_id", lead)
 
 
 @dataclass(frozen=True)
@@ -140,9 +170,9 @@ DIMENSIONS = ("stage", "conference_type", "profile", "area", "lead")
 
 def portfolio(session: Session, *, known_profiles: Iterable[str]) -> Portfolio:
     """Open cases by each dimension: one grouped query over the case's own dimensions and its
-    area (the transferred one, else the referring agency's), one over its lead. The first
-    groups the case's own columns in the order of `ix_case_status_placement` (no sort, no row
-    read); the referring agency's area is placed here, from the agencies."""
+    area (the transferred one, else the referring agency's), one over its lead. Each groups
+    the case's own columns in the order of an index (`ix_case_status_placement`,
+    `ix_case_status_lead`: no sort, no row read); agencies are placed here, from the directory."""
     own = (
         col(Case.stage),
         col(Case.conference_type),
@@ -155,15 +185,23 @@ def portfolio(session: Session, *, known_profiles: Iterable[str]) -> Portfolio:
         .where(col(Case.status) == CaseStatus.open)
         .group_by(*own)
     ).all()
-    area_of = dict(session.exec(select(Agency.id, Agency.area)).all())
+    agencies = session.exec(select(Agency.id, Agency.area, Agency.code)).all()
+    area_of = {id_: area for id_, area, _ in agencies}
+    code_of = {id_: code for id_, _, code in agencies}
     rows = [
         (stage, type_, profile, area if area is not None else area_of.get(referrer), n)
         for stage, type_, profile, area, referrer, n in counted
     ]
-    leads = _leads()
-    lead_counts = session.exec(
-        select(leads.c.lead, func.count()).group_by(leads.c.lead)  # type: ignore[call-overload]
-    ).all()
+    # The lead: a transfer's, else the latest conference's (kept on the case), by code.
+    lead_counts: Counter[str | None] = Counter()
+    for transferred, confirmed, n in session.exec(
+        select(  # type: ignore[call-overload]
+            col(Case.lead_agency_id), col(Case.conference_lead_agency_id), func.count()
+        )
+        .where(col(Case.status) == CaseStatus.open)
+        .group_by(col(Case.lead_agency_id), col(Case.conference_lead_agency_id))
+    ):
+        lead_counts[code_of.get(transferred) or code_of.get(confirmed)] += int(n)
     by: dict[str, dict[str, int]] = {d: {} for d in DIMENSIONS}
     total = 0
     for *values, count in rows:
@@ -175,8 +213,8 @@ def portfolio(session: Session, *, known_profiles: Iterable[str]) -> Portfolio:
                 else (NOT_CHOSEN if dimension == "conference_type" else NONE)
             )
             by[dimension][str(label)] = by[dimension].get(str(label), 0) + count
-    for value, count in lead_counts:
-        by["lead"][str(value if value is not None else NONE)] = int(count)
+    for value, count in lead_counts.items():
+        by["lead"][str(value if value is not None else NONE)] = count
     known = set(known_profiles)
     unplaced: list[str] = []
     removed = {p: n for p, n in by["profile"].items() if p not in known}
@@ -468,74 +506,80 @@ class ContinuityRow:
 def continuity(session: Session, *, now: datetime) -> list[ContinuityRow]:
     """Per agency, over the conferences prepared in the last `CONTINUITY_WINDOW` (12 months):
     the share of its named participations attended by the person who most often represents it
-    in that case (as `models.continuity`, over those conferences, summed over cases)."""
+    in that case (as `models.continuity`, over those conferences, summed over cases).
+
+    From the summaries kept per case and agency: the cases whose first conference with the
+    agency falls in a month after the window's first are summed per month already; those of
+    the window's first month are read one by one; only those with conferences on both sides of
+    the window's start are counted afresh, from their participations within it."""
     since = now - CONTINUITY_WINDOW
-    # The roles that are not professional: one index range per conference, not five.
-    not_professional = [str(r) for r in Role if r not in PROFESSIONAL_ROLES]
-    person = col(Participant.representative_id)
-    # One sort of the participations, by case and agency (case first: conferences come case by
-    # case from their index). Where one person, or nobody, was named for an agency in a case,
-    # that person attended all its named participations; only where two or more were named is
-    # each one's count looked up (one small grouped lookup per such case and agency).
-    per_case = (
+    first_month = month_of(since)
+    summary, months = AgencyParticipation, AgencyParticipationMonth
+    totals: dict[int, list[int]] = {}
+
+    def add(agency_id: int, counts: Iterable[int]) -> None:
+        was = totals.get(agency_id, [0, 0, 0])
+        totals[agency_id] = [a + int(b) for a, b in zip(was, counts, strict=True)]
+
+    for agency_id, *counts in session.exec(
         select(  # type: ignore[call-overload]
-            col(Conference.case_id).label("case_id"),
-            col(Participant.agency_id).label("agency_id"),
-            func.count().label("all"),
-            func.count(person).label("named"),
-            func.min(person).label("first"),
-            func.max(person).label("last"),
+            col(months.agency_id),
+            func.sum(col(months.participations)),
+            func.sum(col(months.named)),
+            func.sum(col(months.same_person)),
         )
-        .select_from(Conference)
-        .join(Participant, col(Participant.conference_id) == col(Conference.id))
-        .where(
+        .where(col(months.month) > first_month)
+        .group_by(col(months.agency_id))
+    ):
+        add(agency_id, counts)
+    for agency_id, *counts in session.exec(
+        select(
+            col(summary.agency_id),
+            col(summary.participations),
+            col(summary.named),
+            col(summary.same_person),
+        ).where(col(summary.first_at) >= since, col(summary.first_month) == first_month)
+    ):
+        add(agency_id, counts)
+    for (_, agency_id), row in _straddling(session, since=since).items():
+        add(agency_id, (row[c] for c in COUNTS))
+    codes = dict(
+        session.exec(select(Agency.id, Agency.code).where(col(Agency.id).in_(list(totals)))).all()
+    )
+    return sorted(
+        (ContinuityRow(codes[a], *counts) for a, counts in totals.items() if counts[0]),
+        key=lambda r: r.agency,
+    )
+
+
+def _straddling(session: Session, *, since: datetime) -> dict[tuple[int, int], dict[str, Any]]:
+    """The cases and agencies with conferences prepared both before and from `since`, counted
+    over those from `since`: one index range per month before it."""
+    summary = AgencyParticipation
+    earliest = session.exec(select(func.min(col(summary.first_month)))).one()
+    if earliest is None:
+        return {}
+    before = [earliest]
+    while before[-1] < month_of(since):
+        before.append(add_months(before[-1], 1))
+    pairs = set(
+        session.exec(
+            select(col(summary.case_id), col(summary.agency_id)).where(
+                col(summary.first_month).in_(before),
+                col(summary.last_at) >= since,
+                col(summary.first_at) < since,
+            )
+        ).all()
+    )
+    if not pairs:
+        return {}
+    rows = session.connection().execute(
+        participations().where(
+            col(Conference.case_id).in_({case_id for case_id, _ in pairs}),
             col(Conference.created_at) >= since,
-            col(Participant.role).not_in(not_professional),
-            col(Participant.agency_id).is_not(None),
         )
-        .group_by(col(Conference.case_id), col(Participant.agency_id))
-        .subquery("per_case")
     )
-    attended = aliased(Conference)
-    attending = aliased(Participant)
-    per_person = (
-        select(func.count().label("n"))  # type: ignore[call-overload]
-        .select_from(attended)
-        .join(attending, col(attending.conference_id) == col(attended.id))
-        .where(
-            col(attended.case_id) == per_case.c.case_id,
-            col(attending.agency_id) == per_case.c.agency_id,
-            col(attended.created_at) >= since,
-            col(attending.role).not_in(not_professional),
-            col(attending.representative_id).is_not(None),
-        )
-        .group_by(col(attending.representative_id))
-        .correlate(per_case)
-        .subquery("per_person")
-    )
-    most = select(func.max(per_person.c.n)).correlate(per_case).scalar_subquery()
-    same = case(
-        (or_(per_case.c.named <= 1, per_case.c["first"] == per_case.c["last"]), per_case.c.named),
-        else_=most,
-    )
-    per_agency = (
-        select(  # type: ignore[call-overload]
-            per_case.c.agency_id,
-            func.sum(per_case.c["all"]).label("all"),
-            func.sum(per_case.c.named).label("named"),
-            func.sum(same).label("same"),
-        )
-        .group_by(per_case.c.agency_id)
-        .subquery("per_agency")
-    )
-    rows = session.exec(
-        select(  # type: ignore[call-overload]
-            Agency.code, per_agency.c["all"], per_agency.c.named, per_agency.c.same
-        )
-        .join(Agency, col(Agency.id) == per_agency.c.agency_id)
-        .order_by(Agency.code)
-    ).all()
-    return [ContinuityRow(code, int(n), int(named), int(same)) for code, n, named, same in rows]
+    return {pair: row for pair, row in summarise(rows).items() if pair in pairs}
 
 
 # --- the quarter -------------------------------------------------------------------------------
@@ -581,32 +625,41 @@ def quarter(session: Session, *, start: date, end: date) -> Quarter:
     return quarters(session, [(start, end)])[0]
 
 
-def quarters(session: Session, bounds: list[tuple[date, date]]) -> list[Quarter]:
-    """Consecutive quarters' figures (UTC days), each quarter as `bounds` gives it, first to
-    last: referrals, repeats, conferences held (decision released), consent refused and
-    withdrawn, days from referral to the first conference, reviews held on time (on or before
-    their due day), closures by reason. Each figure is one query over all the quarters, each
-    row placed in its quarter, rather than one query per quarter."""
-    if any(end != start for (_, end), (start, _) in pairwise(bounds)):
-        raise ValueError("quarters: bounds must follow one another")
-    lo, hi = _midnight(bounds[0][0]), _midnight(bounds[-1][1])
+@dataclass(frozen=True)
+class _Bounds:
+    """Consecutive quarters (UTC days), each as `quarters` gives it: which rows fall in which."""
 
-    def within(moment: Any) -> Any:
-        return and_(moment >= lo, moment < hi)
+    bounds: list[tuple[date, date]]
 
-    def which(moment: Any) -> Any:
+    def within(self, moment: Any) -> Any:
+        """`moment` falls in one of the quarters."""
+        return and_(moment >= _midnight(self.bounds[0][0]), moment < _midnight(self.bounds[-1][1]))
+
+    def which(self, moment: Any) -> Any:
         """The index of the quarter `moment` falls in (`within` all of them)."""
         return case(
-            *((moment < literal(_midnight(e), UTCDateTime), i) for i, (_, e) in enumerate(bounds)),
-            else_=len(bounds) - 1,
+            *(
+                (moment < literal(_midnight(e), UTCDateTime), i)
+                for i, (_, e) in enumerate(self.bounds)
+            ),
+            else_=len(self.bounds) - 1,
         )
 
-    def grouped(value: Any, moment: Any, *where: Any) -> list[dict[Any, int]]:
+    def of(self, moment: datetime) -> int:
+        """The quarter a moment read back falls in (it is `within` all of them)."""
+        day = _aware(moment)
+        return next(i for i, (_, e) in enumerate(self.bounds) if day < _midnight(e))
+
+    def grouped(
+        self, session: Session, value: Any, moment: Any, *where: Any
+    ) -> list[dict[Any, int]]:
         """Rows counted by `value`, per quarter of `moment`. Computed inside and grouped on
         outside: PostgreSQL would not match the same parameterised CASE written twice."""
-        inner = select(value.label("value"), which(moment).label("q")).where(within(moment), *where)
+        inner = select(value.label("value"), self.which(moment).label("q")).where(
+            self.within(moment), *where
+        )
         placed = inner.subquery("placed")
-        found: list[dict[Any, int]] = [{} for _ in bounds]
+        found: list[dict[Any, int]] = [{} for _ in self.bounds]
         for v, q, n in session.exec(
             select(placed.c.value, placed.c.q, func.count()).group_by(  # type: ignore[call-overload]
                 placed.c.value, placed.c.q
@@ -615,72 +668,31 @@ def quarters(session: Session, bounds: list[tuple[date, date]]) -> list[Quarter]
             found[q][v] = int(n)
         return found
 
-    def of(moment: datetime) -> int:
-        """The quarter a moment read back falls in (it is `within` all of them)."""
-        day = _aware(moment)
-        return next(i for i, (_, e) in enumerate(bounds) if day < _midnight(e))
 
-    referrals = grouped(literal("all"), col(Case.created_at))
-    earlier = aliased(Case)
-    # Identities stay with the agencies: the same person is the same agency file number.
-    pairs = session.exec(
-        select(Case.id, Case.created_at, earlier.closed_at)
-        .join(
-            earlier,
-            and_(
-                col(earlier.referring_agency_id) == col(Case.referring_agency_id),
-                col(earlier.referral_file_number) == col(Case.referral_file_number),
-                col(earlier.id) != col(Case.id),
-                col(earlier.status) == CaseStatus.closed,
-            ),
-        )
-        .where(within(col(Case.created_at)))
-    ).all()
-    repeats: list[set[int]] = [set() for _ in bounds]
-    for case_id, created, closed in pairs:
-        if (
-            case_id is not None
-            and closed is not None
-            and (_aware(closed) <= _aware(created) <= _aware(closed) + REPEAT_WINDOW)
-        ):
-            repeats[of(created)].add(case_id)
+def quarters(session: Session, bounds: list[tuple[date, date]]) -> list[Quarter]:
+    """Consecutive quarters' figures (UTC days), each quarter as `bounds` gives it, first to
+    last: referrals, repeats, conferences held (decision released), consent refused and
+    withdrawn, days from referral to the first conference, reviews held on time (on or before
+    their due day), closures by reason. Each figure is one query over all the quarters, each
+    row placed in its quarter, rather than one query per quarter."""
+    if any(end != start for (_, end), (start, _) in pairwise(bounds)):
+        raise ValueError("quarters: bounds must follow one another")
+    placed = _Bounds(bounds)
+    referrals = placed.grouped(session, literal("all"), col(Case.created_at))
+    repeats = _repeat_referrals(session, placed)
     released = col(Conference.released_at)
-    held = grouped(col(Conference.conference_type), released)
-    consent = grouped(
+    held = placed.grouped(session, col(Conference.conference_type), released)
+    consent = placed.grouped(
+        session,
         col(ConsentRecord.decision),
         col(ConsentRecord.recorded_at),
         col(ConsentRecord.decision).in_(
             [str(ConsentDecision.refused), str(ConsentDecision.withdrawn)]
         ),
     )
-    firsts = session.exec(
-        select(which(released), Case.created_at, Conference.starts_at)  # type: ignore[call-overload]
-        .join(Case, col(Case.id) == col(Conference.case_id))
-        .where(within(released), col(Conference.cycle) == 1, col(Conference.starts_at).is_not(None))
-    ).all()
-    days: list[list[float]] = [[] for _ in bounds]
-    for q, c, s in firsts:
-        if s is not None:
-            days[q].append((_aware(s) - _aware(c)).total_seconds() / 86400)
-    review_rows = session.exec(
-        select(which(released), Conference.starts_at, Review.due_at)  # type: ignore[call-overload]
-        .join(
-            Review,
-            and_(
-                col(Review.case_id) == col(Conference.case_id),
-                col(Review.cycle) == col(Conference.cycle),
-                col(Review.status) == ReviewStatus.started,
-            ),
-        )
-        .where(within(released), col(Conference.kind) == ConferenceKind.review)
-    ).all()
-    reviews_held = [0 for _ in bounds]
-    on_time = [0 for _ in bounds]
-    for q, s, d in review_rows:
-        reviews_held[q] += 1
-        if s is not None and _aware(s).date() <= _aware(d).date():
-            on_time[q] += 1
-    closures = grouped(col(Case.closure_reason), col(Case.closed_at))
+    days = _days_to_first_conference(session, placed)
+    reviews_held, on_time = _reviews_held(session, placed)
+    closures = placed.grouped(session, col(Case.closure_reason), col(Case.closed_at))
     return [
         Quarter(
             label=quarter_label(start),
@@ -698,6 +710,79 @@ def quarters(session: Session, bounds: list[tuple[date, date]]) -> list[Quarter]
         )
         for i, (start, end) in enumerate(bounds)
     ]
+
+
+def _repeat_referrals(session: Session, placed: _Bounds) -> list[set[int]]:
+    """Per quarter, the cases referred in it within `REPEAT_WINDOW` of a closed case of the
+    same agency file number."""
+    earlier = aliased(Case)
+    # Identities stay with the agencies: the same person is the same agency file number.
+    pairs = session.exec(
+        select(Case.id, Case.created_at, earlier.closed_at)
+        .join(
+            earlier,
+            and_(
+                col(earlier.referring_agency_id) == col(Case.referring_agency_id),
+                col(earlier.referral_file_number) == col(Case.referral_file_number),
+                col(earlier.id) != col(Case.id),
+                col(earlier.status) == CaseStatus.closed,
+            ),
+        )
+        .where(placed.within(col(Case.created_at)))
+    ).all()
+    repeats: list[set[int]] = [set() for _ in placed.bounds]
+    for case_id, created, closed in pairs:
+        if (
+            case_id is not None
+            and closed is not None
+            and (_aware(closed) <= _aware(created) <= _aware(closed) + REPEAT_WINDOW)
+        ):
+            repeats[placed.of(created)].add(case_id)
+    return repeats
+
+
+def _days_to_first_conference(session: Session, placed: _Bounds) -> list[list[float]]:
+    """Per quarter, the days from referral to each first conference held in it."""
+    released = col(Conference.released_at)
+    firsts = session.exec(
+        select(placed.which(released), Case.created_at, Conference.starts_at)  # type: ignore[call-overload]
+        .join(Case, col(Case.id) == col(Conference.case_id))
+        .where(
+            placed.within(released),
+            col(Conference.cycle) == 1,
+            col(Conference.starts_at).is_not(None),
+        )
+    ).all()
+    days: list[list[float]] = [[] for _ in placed.bounds]
+    for q, c, s in firsts:
+        if s is not None:
+            days[q].append((_aware(s) - _aware(c)).total_seconds() / 86400)
+    return days
+
+
+def _reviews_held(session: Session, placed: _Bounds) -> tuple[list[int], list[int]]:
+    """Per quarter, the review conferences held in it and those held on or before their due
+    day."""
+    released = col(Conference.released_at)
+    review_rows = session.exec(
+        select(placed.which(released), Conference.starts_at, Review.due_at)  # type: ignore[call-overload]
+        .join(
+            Review,
+            and_(
+                col(Review.case_id) == col(Conference.case_id),
+                col(Review.cycle) == col(Conference.cycle),
+                col(Review.status) == ReviewStatus.started,
+            ),
+        )
+        .where(placed.within(released), col(Conference.kind) == ConferenceKind.review)
+    ).all()
+    reviews_held = [0 for _ in placed.bounds]
+    on_time = [0 for _ in placed.bounds]
+    for q, s, d in review_rows:
+        reviews_held[q] += 1
+        if s is not None and _aware(s).date() <= _aware(d).date():
+            on_time[q] += 1
+    return reviews_held, on_time
 
 
 # --- cases by stage over the last quarters ------------------------------------------------------
@@ -739,122 +824,216 @@ def stages_over_quarters(
 ) -> list[StageSnapshot]:
     """Open cases by stage at the end of each of the last `quarters` quarters, and now.
 
-    A case's stage at a point is what `stage_at` says, counted without looking a stage up per
-    case and point: a case alive at a point starts from the stage its first change came from,
-    and each change up to the point adds the stage it went to and takes away the one before it
-    (the sum telescopes to the last change's stage). So each case and each change is read once,
-    grouped by the range of points it counts for.
+    A case's stage at a quarter's end is what `stage_at` says. `StageTally` keeps, per quarter
+    end and stage, how many cases each write adds or takes away from then on (`stage_changes`),
+    so a quarter's picture is the sum of the rows up to its end: a read of a few rows per
+    quarter of history, whatever the number of cases.
     """
     first, _ = quarter_of(now.date())
-    points = [
-        (quarter_label(add_months(first, -3 * k)), _midnight(add_months(first, -3 * k + 3)))
-        for k in range(quarters, 0, -1)
-    ] + [("now", now)]
-
-    def first_point_from(moment: Any) -> Any:
-        """Index of the first point at or after `moment`; len(points) if none (or NULL)."""
-        return case(
-            *((moment <= literal(at, UTCDateTime), i) for i, (_, at) in enumerate(points)),
-            else_=len(points),
+    ends = [add_months(first, -3 * k + 3) for k in range(quarters, 0, -1)]
+    tallies = session.exec(
+        select(col(StageTally.at), col(StageTally.stage), col(StageTally.cases)).where(
+            col(StageTally.at) <= ends[-1]
         )
-
-    alive_from, alive_until = first_point_from(Case.created_at), first_point_from(Case.closed_at)
-    changes = select(  # type: ignore[call-overload]
-        col(StageChange.case_id).label("case_id"),
-        col(StageChange.from_stage).label("from_stage"),
-        col(StageChange.to_stage).label("to_stage"),
-        col(StageChange.at).label("at"),
-        func.lag(col(StageChange.to_stage))
-        .over(
-            partition_by=col(StageChange.case_id),
-            order_by=(col(StageChange.at), col(StageChange.id)),
-        )
-        .label("before"),
-    ).subquery("changes")
-    relevant = or_(col(Case.closed_at).is_(None), col(Case.closed_at) > points[0][1])
-    # Buckets are computed inside and grouped on outside: PostgreSQL would not match the same
-    # parameterised CASE written twice.
-    change_buckets = (
-        select(  # type: ignore[call-overload]
-            changes.c.from_stage,
-            changes.c.to_stage,
-            changes.c.before,
-            first_point_from(changes.c.at).label("since"),
-            alive_from.label("born"),
-            alive_until.label("gone"),
-        )
-        .join(Case, col(Case.id) == changes.c.case_id)
-        .where(relevant)
-        .subquery("change_buckets")
-    )
-    by_change = session.exec(
-        select(*change_buckets.c, func.count()).group_by(*change_buckets.c)  # type: ignore[call-overload]
     ).all()
-    unchanged_buckets = (
-        select(  # type: ignore[call-overload]
-            case((col(Case.status) == CaseStatus.open, col(Case.stage)), else_=None).label("stage"),
-            alive_from.label("born"),
-            alive_until.label("gone"),
-        )
-        .where(
-            relevant,
-            ~select(StageChange.id)
-            .where(col(StageChange.case_id) == col(Case.id))
-            .correlate(Case)
-            .exists(),
-        )
-        .subquery("unchanged_buckets")
-    )
-    unchanged = session.exec(
-        select(*unchanged_buckets.c, func.count()).group_by(*unchanged_buckets.c)  # type: ignore[call-overload]
-    ).all()
-    totals: list[Counter[str | None]] = [Counter() for _ in points]
-
-    def add(stage: str | None, lo: int, hi: int, n: int) -> None:
-        for i in range(lo, hi):
-            totals[i][stage] += n
-
-    for from_stage, to_stage, before, since, born, gone, n in by_change:
-        if before is None:  # the case's first change: where it was before any
-            add(str(from_stage), born, gone, n)
-            before = from_stage
-        add(str(to_stage), max(since, born), gone, n)
-        add(str(before), max(since, born), gone, -n)
-    for stage, born, gone, n in unchanged:
-        add(str(stage) if stage is not None else None, born, gone, n)
+    snapshots = []
+    for end in ends:
+        totals: Counter[str | None] = Counter()
+        for at, stage, n in tallies:
+            if at <= end:
+                totals[None if stage == UNKNOWN_STAGE else stage] += n
+        snapshots.append(_snapshot(quarter_label(add_months(end, -3)), _midnight(end), totals))
     # "now" is the record as it is, not a reconstruction: a stage set without a history row
     # (or a history dated after `now`) must not make today's column disagree with the cases.
-    totals[-1] = Counter(
-        {
-            str(stage): n
-            for stage, n in session.exec(
-                select(Case.stage, func.count())  # type: ignore[call-overload]
-                .where(col(Case.status) == CaseStatus.open)
-                .group_by(Case.stage)
-            )
-        }
+    today = session.exec(
+        select(Case.stage, func.count())  # type: ignore[call-overload]
+        .where(col(Case.status) == CaseStatus.open)
+        .group_by(Case.stage)
     )
-    return [
-        StageSnapshot(
-            label,
-            at,
-            {s: n for s, n in sorted(t.items(), key=str) if s is not None and n},
-            t[None],
+    return [*snapshots, _snapshot("now", now, Counter({str(s): n for s, n in today}))]
+
+
+def _snapshot(label: str, at: datetime, totals: Counter[str | None]) -> StageSnapshot:
+    return StageSnapshot(
+        label,
+        at,
+        {s: n for s, n in sorted(totals.items(), key=str) if s is not None and n},
+        totals[None],
+    )
+
+
+# --- kept on every write: the stage tallies, the leads, continuity -----------------------------
+
+#: `StageTally.stage` of a case closed without any recorded move: its stage then is not known.
+UNKNOWN_STAGE = "(unknown)"
+#: The case's columns a stage tally rests on.
+_TALLIED = ("created_at", "closed_at", "status", "stage")
+#: The conference's and participant's columns a lead or a continuity summary rests on.
+_CONFERENCE_KEYS = ("case_id", "cycle", "created_at")
+_PARTICIPANT_KEYS = ("conference_id", "role", "agency_id", "representative_id")
+_PENDING = "caseconf.portfolio.summaries"
+
+
+def quarter_end_of(moment: datetime) -> date:
+    """The first quarter end at or after `moment`: a quarter's first day (midnight UTC)."""
+    moment = _aware(moment)
+    first, after = quarter_of(moment.astimezone(UTC).date())
+    return first if moment == _midnight(first) else after
+
+
+def stage_changes(case_row: Any, changes: list[Any]) -> Counter[tuple[date, str]]:
+    """What one case adds to (or takes from) the cases by stage from each quarter end on.
+
+    It counts from its creation until its closure: with the stage its first change came from,
+    each change then adding the stage it went to and taking away the one before (the sum
+    telescopes to the stage of its last change); without changes, with its stage now if open,
+    else as not known. `case_row` is (created_at, closed_at, status, stage); `changes` are
+    (at, from_stage, to_stage) in time order."""
+    created, closed, status, stage = case_row
+    born = quarter_end_of(created)
+    gone = quarter_end_of(closed) if closed is not None else None
+    tally: Counter[tuple[date, str]] = Counter()
+
+    def counts(what: str, start: date, n: int) -> None:
+        if gone is not None and start >= gone:
+            return
+        tally[(start, what)] += n
+        if gone is not None:
+            tally[(gone, what)] -= n
+
+    if not changes:
+        counts(str(stage) if status == CaseStatus.open else UNKNOWN_STAGE, born, 1)
+        return tally
+    before = str(changes[0][1])
+    counts(before, born, 1)
+    for at, _, to in changes:
+        start = max(quarter_end_of(at), born)
+        counts(str(to), start, 1)
+        counts(before, start, -1)
+        before = str(to)
+    return tally
+
+
+def stage_tallies(connection: Connection, case_ids: Collection[int] | None) -> Counter[Any]:
+    """What `case_ids` (every case if None) add up to, per quarter end and stage, as the
+    database holds them now (their rows locked until the transaction ends, where it can)."""
+    cases = select(  # type: ignore[call-overload]
+        col(Case.id), col(Case.created_at), col(Case.closed_at), col(Case.status), col(Case.stage)
+    )
+    changes = select(
+        StageChange.case_id, StageChange.at, StageChange.from_stage, StageChange.to_stage
+    ).order_by(col(StageChange.case_id), col(StageChange.at), col(StageChange.id))
+    if case_ids is not None:
+        cases = cases.where(col(Case.id).in_(case_ids)).with_for_update()
+        changes = changes.where(col(StageChange.case_id).in_(case_ids))
+    history: dict[int, list[Any]] = {}
+    for case_id, *change in connection.execute(changes):
+        history.setdefault(case_id, []).append(change)
+    total: Counter[Any] = Counter()
+    for case_id, *row in connection.execute(cases):
+        total.update(stage_changes(row, history.get(case_id, [])))
+    return total
+
+
+def add_stage_tallies(connection: Connection, change: Counter[Any]) -> None:
+    """Add `change` (per quarter end and stage) to `StageTally`."""
+    rows = [{"at": at, "stage": s, "cases": n} for (at, s), n in sorted(change.items()) if n]
+    add_counts(connection, StageTally, rows)
+
+
+@dataclass
+class _Pending:
+    """What a flush changes: cases whose stage tallies move (and what they gave before it),
+    cases whose conferences or participants change (their lead and continuity)."""
+
+    tallied: list[Case]
+    tallied_ids: set[int]
+    before: Counter[Any]
+    case_ids: set[int]
+    conference_ids: set[int]
+
+
+def _changed(thing: Any, keys: Iterable[str]) -> bool:
+    """New, or one of `keys` changed."""
+    state = inspect(thing)
+    return not state.persistent or any(state.attrs[k].history.has_changes() for k in keys)
+
+
+def note_summary_changes(session: OrmSession) -> None:
+    """Before a flush: note which summaries it changes and read the stage tallies its cases
+    gave before it (`keep_summaries` brings them up to date after it)."""
+    pending = _Pending([], set(), Counter(), set(), set())
+    deleted = session.deleted  # an identity set: rows are not hashable
+    for thing in (*session.new, *session.dirty, *deleted):
+        if isinstance(thing, Case) and (thing in deleted or _changed(thing, _TALLIED)):
+            pending.tallied.append(thing)
+        elif isinstance(thing, StageChange):
+            pending.tallied_ids.add(thing.case_id)
+        elif isinstance(thing, Conference) and (
+            thing in deleted or _changed(thing, _CONFERENCE_KEYS)
+        ):
+            pending.case_ids.add(thing.case_id)
+        elif isinstance(thing, Participant) and (
+            thing in deleted or _changed(thing, _PARTICIPANT_KEYS)
+        ):
+            history = inspect(thing).attrs.conference_id.history
+            pending.conference_ids.update(
+                c for c in (thing.conference_id, *history.deleted) if c is not None
+            )
+    known = pending.tallied_ids | {c.id for c in pending.tallied if c.id is not None}
+    if known:
+        pending.before = stage_tallies(session.connection(), known)
+    work = pending.tallied or pending.tallied_ids or pending.case_ids or pending.conference_ids
+    session.info[_PENDING] = pending if work else None
+
+
+def keep_summaries(session: OrmSession) -> None:
+    """After a flush: bring the stage tallies, the leads and the continuity summaries of the
+    cases it changed up to date."""
+    pending = session.info.pop(_PENDING, None)
+    if pending is None:
+        return
+    connection = session.connection()
+    tallied = pending.tallied_ids | {c.id for c in pending.tallied if c.id is not None}
+    if tallied:
+        change = stage_tallies(connection, tallied)
+        change.subtract(pending.before)
+        add_stage_tallies(connection, change)
+    case_ids = set(pending.case_ids)
+    if pending.conference_ids:
+        case_ids.update(
+            connection.execute(
+                select(Conference.case_id).where(col(Conference.id).in_(pending.conference_ids))
+            ).scalars()
         )
-        for (label, at), t in zip(points, totals, strict=True)
-    ]
+    if case_ids:
+        refresh_leads(session, case_ids)
+        refresh_participation(connection, case_ids)
+
+
+def rebuild_summaries(session: OrmSession) -> None:
+    """Every summary written afresh from the record: for rows written around the ORM (a
+    migration's backfill, a bench's bulk insert)."""
+    connection = session.connection()
+    connection.execute(delete(StageTally))
+    add_stage_tallies(connection, stage_tallies(connection, None))
+    refresh_leads(session, None)
+    refresh_participation(connection, None)
 
 
 def placement(session: Session, *, case_id: int) -> tuple[str | None, str | None]:
     """One case's area and lead agency code, placed as the portfolio places them."""
-    lead = _conference_role_code(Role.lead)
     row = session.exec(
         select(  # type: ignore[call-overload]
             func.coalesce(col(Case.area), col(_referrer.area)),
-            func.coalesce(col(_transferred_lead.code), lead),
+            func.coalesce(col(_transferred_lead.code), col(_conference_lead_agency.code)),
         )
         .join(_referrer, col(_referrer.id) == col(Case.referring_agency_id))
         .outerjoin(_transferred_lead, col(_transferred_lead.id) == col(Case.lead_agency_id))
+        .outerjoin(
+            _conference_lead_agency,
+            col(_conference_lead_agency.id) == col(Case.conference_lead_agency_id),
+        )
         .where(col(Case.id) == case_id)
     ).first()
     return (row[0], row[1]) if row is not None else (None, None)

@@ -151,6 +151,8 @@ class Case(SQLModel, table=True):
             "referring_agency_id",
             "lead_agency_id",
         ),
+        # The portfolio's leads: grouped in this index's order, no case row read.
+        Index("ix_case_status_lead", "status", "lead_agency_id", "conference_lead_agency_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -177,6 +179,9 @@ class Case(SQLModel, table=True):
     # move touches `updated_at` but not this (kept by `_keep_phase_since` on every flush). NULL
     # only for rows written around the ORM; they read as `updated_at`.
     phase_since: datetime | None = _when(default=None)
+    # The lead of the case's latest conference that has one (the first code where several): the
+    # case's lead unless a transfer named one. Kept on every flush (`_keep_summaries`).
+    conference_lead_agency_id: int | None = Field(default=None, foreign_key="agency.id")
 
 
 @event.listens_for(OrmSession, "before_flush")
@@ -200,6 +205,22 @@ def _keep_phase_since(session: OrmSession, context: Any, instances: Any) -> None
         case.phase_since = case.updated_at if updated.added else utcnow()
 
 
+@event.listens_for(OrmSession, "before_flush")
+def _note_summaries(session: OrmSession, context: Any, instances: Any) -> None:
+    """The portfolio's summaries (`StageTally`, `AgencyParticipation`, a case's conference lead)
+    follow every write: note what this flush changes, and the stage tallies before it."""
+    from models.portfolio import note_summary_changes  # reads these tables: imported late
+
+    note_summary_changes(session)
+
+
+@event.listens_for(OrmSession, "after_flush")
+def _keep_summaries(session: OrmSession, context: Any) -> None:
+    from models.portfolio import keep_summaries
+
+    keep_summaries(session)
+
+
 class StageChange(SQLModel, table=True):
     """Append-only history of a case's moves along the continuum, transfers and closure."""
 
@@ -217,6 +238,16 @@ class StageChange(SQLModel, table=True):
     lead_agency_id: int | None = Field(default=None, foreign_key="agency.id")
     actor_id: int | None = Field(default=None, foreign_key="representative.id")
     at: datetime = _when(default_factory=utcnow)
+
+
+class StageTally(SQLModel, table=True):
+    """Cases by stage at quarter ends, as changes: at the end of a quarter, the sum of `cases`
+    over the rows `at` or before it. Kept from the cases and their stage history on every flush
+    (`_keep_summaries`); the portfolio's picture of open cases by stage reads only these."""
+
+    at: date = Field(primary_key=True)  # the first day of a quarter, midnight UTC
+    stage: str = Field(primary_key=True, max_length=16)  # or "(unknown)": closed, never moved
+    cases: int = 0
 
 
 class Conference(SQLModel, table=True):
@@ -272,6 +303,52 @@ class Participant(SQLModel, table=True):
     phases: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # A family participant's relation to the client by role (parent, sibling, ...), never a name.
     relation: str | None = Field(default=None, max_length=32)
+
+
+class AgencyParticipation(SQLModel, table=True):
+    """How one agency was represented at one case's conferences (professional roles), kept from
+    the participants on every flush (`_keep_summaries`) for the portfolio's continuity."""
+
+    __table_args__ = (
+        # Cases whose first conference with the agency was prepared after a moment.
+        Index(
+            "ix_agencyparticipation_first_at",
+            "first_at",
+            "agency_id",
+            "participations",
+            "named",
+            "same_person",
+        ),
+        # Cases with such conferences on both sides of a moment: one range per earlier month.
+        Index(
+            "ix_agencyparticipation_span",
+            "first_month",
+            "last_at",
+            "first_at",
+            "case_id",
+            "agency_id",
+        ),
+    )
+
+    case_id: int = Field(foreign_key="case.id", primary_key=True)
+    agency_id: int = Field(foreign_key="agency.id", primary_key=True)
+    first_at: datetime = _when()  # when the first of these conferences was prepared
+    first_month: date  # the first day of `first_at`'s month (UTC)
+    last_at: datetime = _when()  # when the last was
+    participations: int
+    named: int  # with a named representative
+    same_person: int  # attended by the agency's most frequent representative in the case
+
+
+class AgencyParticipationMonth(SQLModel, table=True):
+    """`AgencyParticipation` summed per agency and month of the first conference, kept with it:
+    the continuity of a year is a dozen of these per agency and the cases at its edges."""
+
+    agency_id: int = Field(foreign_key="agency.id", primary_key=True)
+    month: date = Field(primary_key=True)
+    participations: int = 0
+    named: int = 0
+    same_person: int = 0
 
 
 class ConsentRecord(SQLModel, table=True):

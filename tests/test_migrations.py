@@ -35,6 +35,9 @@ TABLES = {
     "auditevent",
     "effect",
     "formrefusal",
+    "agencyparticipation",
+    "stagetally",
+    "agencyparticipationmonth",
 }
 
 

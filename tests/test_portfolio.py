@@ -13,20 +13,33 @@ from pathlib import Path
 from statistics import median
 
 import pytest
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlalchemy import func, or_
+from sqlmodel import Session, SQLModel, col, create_engine, select
 
+from models.cases import close_case, refer_case
+from models.conference import open_conference
 from models.directory import load_directory, sync_directory
+from models.fallback import reselect_as_security
+from models.participants import record_participants
 from models.portfolio import (
     CONTINUITY_WINDOW,
     WAITING_PHASES,
     add_months,
     continuity,
     quarter_of,
+    stage_at,
+    stage_tallies,
+    stages_over_quarters,
 )
 from models.portfolio_report import ARTIFACTS, build_report
+from models.profile import load_profile
+from models.stages import move_stage, transfer_case
+from models.stakeholders import Proposal
 from models.tables import (
     ActionItem,
     Agency,
+    AgencyParticipation,
+    AgencyParticipationMonth,
     AuditEvent,
     Case,
     Channel,
@@ -39,8 +52,18 @@ from models.tables import (
     Representative,
     Review,
     StageChange,
+    StageTally,
 )
-from models.vocabulary import Phase
+from models.vocabulary import (
+    ClosureReason,
+    ConferenceKind,
+    ConferenceType,
+    Phase,
+    Role,
+    Stage,
+    StageMoveReason,
+    TransferReason,
+)
 
 pytestmark = pytest.mark.database
 
@@ -48,6 +71,7 @@ NOW = datetime(2026, 5, 20, 9, 30, tzinfo=UTC)
 KNOWN = {"generic", "austria-neustart", "catalonia"}
 LATE = {"preparation": 7, "decision": 7, "review_cancelled": 7}
 CANARY = "CANARY-7c1e Typed By A Coordinator"
+PROFILES = Path(__file__).resolve().parent.parent / "config" / "profiles"
 
 
 def table(markdown: str, heading: str | None = None) -> list[list[str]]:
@@ -694,3 +718,319 @@ def test_continuity_counts_who_came_most_often_in_each_case(session: Session) ->
 
     assert added("neustart-wien") == (3, 3, 2)
     assert added("jva-wien") == (3, 2, 2)
+
+
+def test_continuity_at_the_edges_of_the_year(session: Session) -> None:
+    """Only the conferences prepared within the window count: of a case with conferences on
+    both sides of its start, those after it; a case first seen in the window's first month
+    counts from its start on, not before."""
+    before = {r.agency: r for r in continuity(session, now=NOW)}
+    since = NOW - CONTINUITY_WINDOW
+    w = World(session)
+    both_sides = w.case(phase="decision", days_ago=400)
+    for cycle, (days, rep) in enumerate(
+        [(375, "neustart-wien-1"), (200, "neustart-wien-2"), (100, "neustart-wien-2")], start=1
+    ):
+        w.conference(
+            both_sides,
+            cycle=cycle,
+            starts=NOW - timedelta(days=days) + timedelta(days=7),  # prepared `days` ago
+            people={"neustart-wien": ("core", rep)},
+        )
+    in_first_month = w.case(phase="decision", days_ago=370)
+    w.conference(
+        in_first_month,
+        starts=since + timedelta(days=2, hours=1) + timedelta(days=7),
+        people={"jva-wien": ("core", "jva-wien-1")},
+    )
+    just_before = w.case(phase="decision", days_ago=370)
+    w.conference(
+        just_before,
+        starts=since - timedelta(hours=1) + timedelta(days=7),
+        people={"dsn": ("core", "dsn-1")},
+    )
+    assert (since + timedelta(days=2)).month == (since - timedelta(hours=1)).month == since.month
+    session.flush()
+    after = {r.agency: r for r in continuity(session, now=NOW)}
+
+    def added(code: str) -> tuple[int, int, int]:
+        was, now = before.get(code), after.get(code)
+        return (
+            (now.conferences if now else 0) - (was.conferences if was else 0),
+            (now.named if now else 0) - (was.named if was else 0),
+            (now.same_person if now else 0) - (was.same_person if was else 0),
+        )
+
+    assert added("neustart-wien") == (2, 2, 2)
+    assert added("jva-wien") == (1, 1, 1)
+    assert added("dsn") == (0, 0, 0)
+
+
+# --- the summaries kept on every write --------------------------------------------------------
+
+
+def recomputed_lead(session: Session, case_id: int) -> int | None:
+    """The lead of the case's latest conference that has one (first by code), from the rows."""
+    codes = {a.id: a.code for a in session.exec(select(Agency))}
+    conferences = session.exec(select(Conference).where(Conference.case_id == case_id)).all()
+    for conference in sorted(conferences, key=lambda c: c.cycle, reverse=True):
+        leads = [
+            p.agency_id
+            for p in session.exec(
+                select(Participant).where(Participant.conference_id == conference.id)
+            )
+            if p.role == "lead" and p.agency_id is not None
+        ]
+        if leads:
+            return min(leads, key=lambda a: codes[a])
+    return None
+
+
+def recomputed_participation(session: Session, case_id: int) -> dict[int, tuple]:
+    """Per agency: (first, last, participations, named, by the most frequent person)."""
+    professional = {"lead", "coordinator", "core", "case_dependent", "observer"}
+    found: dict[int, list] = {}
+    people: dict[int, Counter[int]] = {}
+    for conference in session.exec(select(Conference).where(Conference.case_id == case_id)):
+        for p in session.exec(
+            select(Participant).where(Participant.conference_id == conference.id)
+        ):
+            if p.role not in professional or p.agency_id is None:
+                continue
+            row = found.setdefault(p.agency_id, [conference.created_at, conference.created_at, 0])
+            row[0], row[1] = min(row[0], conference.created_at), max(row[1], conference.created_at)
+            row[2] += 1
+            named = people.setdefault(p.agency_id, Counter())
+            if p.representative_id is not None:
+                named[p.representative_id] += 1
+    return {
+        a: (*row, sum(people[a].values()), max(people[a].values(), default=0))
+        for a, row in found.items()
+    }
+
+
+def assert_summaries_match_the_record(session: Session, case_ids: list[int]) -> None:
+    session.flush()
+    for case_id in case_ids:
+        stored = session.exec(select(Case).where(Case.id == case_id)).one()
+        assert stored.conference_lead_agency_id == recomputed_lead(session, case_id)
+        kept = {
+            r.agency_id: (r.first_at, r.last_at, r.participations, r.named, r.same_person)
+            for r in session.exec(
+                select(AgencyParticipation).where(AgencyParticipation.case_id == case_id)
+            )
+        }
+        assert kept == recomputed_participation(session, case_id)
+    # The months add up to the cases (the whole table: every write goes through the ORM).
+    months: Counter[tuple[int, date]] = Counter()
+    for r in session.exec(select(AgencyParticipation)):
+        for i, n in enumerate((r.participations, r.named, r.same_person)):
+            months[(r.agency_id, r.first_at.replace(day=1).date(), i)] += n
+    kept_months: Counter[tuple[int, date]] = Counter()
+    for m in session.exec(select(AgencyParticipationMonth)):
+        for i, n in enumerate((m.participations, m.named, m.same_person)):
+            kept_months[(m.agency_id, m.month, i)] += n
+    assert +kept_months == +months
+    # The stage tallies equal those written afresh from every case and its history.
+    tallies = Counter({(t.at, t.stage): t.cases for t in session.exec(select(StageTally))})
+    assert +tallies == +stage_tallies(session.connection(), None)
+
+
+def stages_by_definition(session: Session, case_ids: list[int], at: datetime) -> Counter:
+    """The cases open at `at` by their stage then, as `stage_at` defines it (None: not known)."""
+    alive = session.exec(
+        select(stage_at(at), func.count())
+        .where(
+            col(Case.id).in_(case_ids),
+            col(Case.created_at) <= at,
+            or_(col(Case.closed_at).is_(None), col(Case.closed_at) > at),
+        )
+        .group_by(stage_at(at))
+    ).all()
+    return Counter({stage: n for stage, n in alive})
+
+
+def test_the_summaries_follow_every_writer(session: Session) -> None:
+    """Cases written straight, then referred, moved, transferred, closed, conferences opened and
+    participants recorded and re-selected through caseconf's own functions: after each, the
+    summaries kept on write equal a recomputation from the record, and the picture of past
+    quarters equals each case's stage at each quarter's end by its definition."""
+    before = stages_over_quarters(session, now=NOW)
+    made = scenario(session)
+    mine = [c.id for c in made.values()]
+    assert_summaries_match_the_record(session, mine)
+    # History written alone: the closed case moved once after all, the transferred one before
+    # it was even referred (it counts from its referral on).
+    for case_, from_, to, days in (
+        (made["closed"], "pre_trial", "custody", 300),
+        (made["overdue"], "custody", "pre_trial", 450),
+    ):
+        session.add(
+            StageChange(
+                case_id=case_.id,
+                kind="move",
+                from_stage=from_,
+                to_stage=to,
+                reason="other",
+                at=NOW - timedelta(days=days),
+            )
+        )
+        session.flush()
+        assert_summaries_match_the_record(session, mine)
+    # A change recorded after the case was closed counts nowhere.
+    gone = World(session).case(
+        status="closed",
+        phase="closed",
+        stage="closed",
+        days_ago=400,
+        closed_at=NOW - timedelta(days=250),
+    )
+    mine.append(gone.id)
+    session.add(
+        StageChange(
+            case_id=gone.id,
+            kind="move",
+            from_stage="custody",
+            to_stage="pre_release",
+            reason="other",
+            at=NOW - timedelta(days=150),
+        )
+    )
+    assert_summaries_match_the_record(session, mine)
+    rep = {r.code: r for r in session.exec(select(Representative))}
+    neustart = load_profile("austria-neustart", PROFILES)
+    at = NOW - timedelta(days=300)
+    case = refer_case(
+        session,
+        referring_agency="neustart-wien",
+        file_number=f"{CANARY} summaries {uuid.uuid4().hex[:8]}",
+        stage=Stage.custody,
+        needs=[],
+        profile="austria-neustart",
+        acting_representative_code="neustart-wien-1",
+        reference_prefix="PFS",
+        flow_run_id=None,
+        now=at,
+    )
+    mine.append(case.id)
+
+    def conference(now: datetime, cycle: int, leads: str, reps: dict[str, str]) -> Conference:
+        case.cycle = cycle
+        held = open_conference(
+            session,
+            case=case,
+            kind=ConferenceKind.first if cycle == 1 else ConferenceKind.review,
+            conference_type=ConferenceType.security,
+            starts_at=now + timedelta(days=10),
+            time_zone="Europe/Vienna",
+            location="Room 1",
+            now=now,
+        )
+        record_participants(
+            session,
+            conference=held,
+            proposals=[
+                Proposal(a, Role.lead if a in leads.split() else Role.core, "test")
+                for a in ("neustart-wien", "jva-wien", "dsn")
+            ],
+            client_and_family=False,
+            family_involved=False,
+            intermediary_code=None,
+            representatives={a: rep[code] for a, code in reps.items()},
+        )
+        return held
+
+    # Two agencies lead the first conference: the first by code counts.
+    first = conference(
+        at + timedelta(days=1), 1, "neustart-wien jva-wien", {"neustart-wien": "neustart-wien-1"}
+    )
+    assert_summaries_match_the_record(session, mine)
+    moved_at = NOW - timedelta(days=150)
+    move_stage(
+        session,
+        case=case,
+        to_stage=Stage.pre_release,
+        reason=StageMoveReason.release_date_known,
+        effective_on=moved_at.date(),
+        release_on=moved_at.date() + timedelta(weeks=30),
+        actor_id=None,
+        now=moved_at,
+    )
+    assert_summaries_match_the_record(session, mine)
+    transfer_case(
+        session,
+        case=case,
+        area="Wien",
+        lead_agency="neustart-wien",
+        profile=neustart,
+        actor_id=None,
+        reason=TransferReason.client_moved,
+        now=NOW - timedelta(days=100),
+    )
+    second = conference(
+        NOW - timedelta(days=60),
+        2,
+        "jva-wien",
+        {"jva-wien": "jva-wien-2", "neustart-wien": "neustart-wien-2"},
+    )
+    assert_summaries_match_the_record(session, mine)
+    # Re-selected (participants changed in place and removed): the lead passes to dsn.
+    reselect_as_security(
+        session,
+        case=case,
+        conference=second,
+        confirmed=[Proposal("dsn", Role.lead, "test"), Proposal("jva-wien", Role.core, "test")],
+        representatives={"jva-wien": rep["jva-wien-1"]},
+        last={},
+        actor_id=None,
+        now=NOW - timedelta(days=55),
+    )
+    assert (
+        case.conference_lead_agency_id
+        == session.exec(select(Agency.id).where(Agency.code == "dsn")).one()
+    )
+    assert_summaries_match_the_record(session, mine)
+    # Written straight, each alone: a participant removed, one moved to another case's
+    # conference, a conference's date changed, a lead no longer leading.
+    jva = session.exec(
+        select(Participant)
+        .join(Agency, col(Agency.id) == col(Participant.agency_id))
+        .where(Participant.conference_id == second.id, Agency.code == "jva-wien")
+    ).one()
+    session.delete(jva)
+    assert_summaries_match_the_record(session, mine)
+    moved = session.exec(
+        select(Participant).where(
+            Participant.conference_id == second.id, Participant.role == Role.lead
+        )
+    ).one()
+    elsewhere = session.exec(select(Conference).where(Conference.case_id == made["fresh"].id)).one()
+    moved.conference_id = elsewhere.id
+    session.add(moved)
+    assert_summaries_match_the_record(session, mine)
+    first.created_at = NOW - timedelta(days=400)
+    session.add(first)
+    assert_summaries_match_the_record(session, mine)
+    demoted = session.exec(
+        select(Participant)
+        .join(Agency, col(Agency.id) == col(Participant.agency_id))
+        .where(Participant.conference_id == first.id, Agency.code == "jva-wien")
+    ).one()
+    demoted.role = Role.core
+    session.add(demoted)
+    assert_summaries_match_the_record(session, mine)
+    close_case(
+        session,
+        case=made["late"],
+        reason=ClosureReason.other,
+        actor_id=None,
+        note=None,
+        now=NOW - timedelta(days=5),
+    )
+    assert_summaries_match_the_record(session, mine)
+    after = stages_over_quarters(session, now=NOW)
+    for was, now in zip(before[:-1], after[:-1], strict=True):
+        added = Counter(now.by_stage)
+        added.subtract(was.by_stage)
+        added[None] = now.unknown - was.unknown
+        assert +added == +stages_by_definition(session, mine, now.at), now.label

@@ -1,0 +1,112 @@
+"""portfolio report: summaries kept on every write, so the report reads few rows
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-11-30 06:00:00
+
+- `case.conference_lead_agency_id`: the lead of the case's latest conference that has one,
+  and `ix_case_status_lead` on case (status, lead_agency_id, conference_lead_agency_id): open
+  cases by lead agency, grouped in the index's order (no conference or participant read).
+- `agencyparticipation`: per case and agency, how the agency was represented at the case's
+  conferences (participations, named, by the most frequent person, first and last dates), and
+  `agencyparticipationmonth`: those summed per agency and month of the first conference. The
+  continuity figure reads a dozen months per agency and the cases at the window's edges
+  instead of every participation of the year.
+- `stagetally`: cases by stage at quarter ends, as changes per quarter end and stage; the
+  picture of open cases by stage sums a few rows per quarter instead of every stage change.
+
+Kept by listeners on every flush (models/tables.py, models/portfolio.py); existing rows get
+them here, computed as the listeners would.
+"""
+
+from typing import Sequence, Union
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+from sqlalchemy.orm import Session
+
+import models.tables
+
+# revision identifiers, used by Alembic.
+revision: str = "0009"
+down_revision: Union[str, Sequence[str], None] = "0008"
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    """Upgrade schema."""
+    op.add_column(
+        "case",
+        sa.Column(
+            "conference_lead_agency_id", sa.Integer(), sa.ForeignKey("agency.id"), nullable=True
+        ),
+        inline_references=True,
+    )
+    op.create_index(
+        "ix_case_status_lead",
+        "case",
+        ["status", "lead_agency_id", "conference_lead_agency_id"],
+        unique=False,
+    )
+    op.create_table(
+        "agencyparticipation",
+        sa.Column("case_id", sa.Integer(), nullable=False),
+        sa.Column("agency_id", sa.Integer(), nullable=False),
+        sa.Column("first_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("first_month", sa.Date(), nullable=False),
+        sa.Column("last_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("participations", sa.Integer(), nullable=False),
+        sa.Column("named", sa.Integer(), nullable=False),
+        sa.Column("same_person", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["agency_id"], ["agency.id"]),
+        sa.ForeignKeyConstraint(["case_id"], ["case.id"]),
+        sa.PrimaryKeyConstraint("case_id", "agency_id"),
+    )
+    op.create_index(
+        "ix_agencyparticipation_first_at",
+        "agencyparticipation",
+        ["first_at", "agency_id", "participations", "named", "same_person"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_agencyparticipation_span",
+        "agencyparticipation",
+        ["first_month", "last_at", "first_at", "case_id", "agency_id"],
+        unique=False,
+    )
+    op.create_table(
+        "agencyparticipationmonth",
+        sa.Column("agency_id", sa.Integer(), nullable=False),
+        sa.Column("month", sa.Date(), nullable=False),
+        sa.Column("participations", sa.Integer(), nullable=False),
+        sa.Column("named", sa.Integer(), nullable=False),
+        sa.Column("same_person", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["agency_id"], ["agency.id"]),
+        sa.PrimaryKeyConstraint("agency_id", "month"),
+    )
+    op.create_table(
+        "stagetally",
+        sa.Column("at", sa.Date(), nullable=False),
+        sa.Column("stage", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("cases", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("at", "stage"),
+    )
+    from models.portfolio import rebuild_summaries  # the listeners' own computation
+
+    with Session(bind=op.get_bind()) as session:
+        rebuild_summaries(session)
+        session.flush()
+
+
+def downgrade() -> None:
+    """Downgrade schema."""
+    op.drop_table("stagetally")
+    op.drop_table("agencyparticipationmonth")
+    op.drop_index("ix_agencyparticipation_span", table_name="agencyparticipation")
+    op.drop_index("ix_agencyparticipation_first_at", table_name="agencyparticipation")
+    op.drop_table("agencyparticipation")
+    op.drop_index("ix_case_status_lead", table_name="case")
+    with op.batch_alter_table("case", schema=None) as batch_op:
+        batch_op.drop_column("conference_lead_agency_id")
