@@ -1,10 +1,22 @@
-"""Operator commands: `python -m deployments migrate|load|serve`."""
+"""Operator commands: `python -m deployments migrate | load | serve | recover | resend |
+move-to-workers | consent-summary <reference> | continuity <reference>`."""
 
 import argparse
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from models.database import migrate, session_scope
+from deployments.parameters import refresh_registered
+from deployments.pool_move import main as move_to_workers
+from deployments.recovery import reconcile_reviews, recover_cases
+from deployments.serve import FLOWS
+from deployments.serve import deployments as served_deployments
+from deployments.serve import main as serve
+from models.audit import audit
+from models.cases import acting_representative, case_by_reference
+from models.consent_summary import consent_summary
+from models.continuity import continuity, continuity_table
+from models.database import migrate, saved_id, session_scope
 from models.directory import (
     Directory,
     DirectoryError,
@@ -12,7 +24,14 @@ from models.directory import (
     load_directory,
     sync_directory,
 )
-from models.messaging.channels import ChannelConfigError, check_tags, load_apprise_config
+from models.errors import Refusal
+from models.messaging.channels import (
+    ChannelConfigError,
+    Transport,
+    check_tags,
+    load_apprise_config,
+)
+from models.messaging.outbox import requeue_failed, send_now
 from models.profile import Profile, ProfileError, load_profile
 from models.settings import get_settings
 from models.stakeholders import AgencyView, unsupplied
@@ -76,10 +95,7 @@ def refresh_choices() -> None:
     and profiles: register them anew where a Prefect server already has the deployments (a
     running `serve` keeps going); without one, `serve` builds them when it starts."""
     try:
-        from deployments.parameters import refresh_registered
-        from deployments.serve import FLOWS, deployments
-
-        updated = refresh_registered(deployments(), FLOWS)
+        updated = refresh_registered(served_deployments(), FLOWS)
     except Exception as error:  # no server yet is the usual case
         print(
             "caseconf: the deployments' parameter choices were not refreshed "
@@ -93,11 +109,6 @@ def refresh_choices() -> None:
 
 def resend() -> int:
     """Queue every failed message again and send each once, concurrently."""
-    from datetime import UTC, datetime, timedelta
-
-    from models.messaging.channels import Transport
-    from models.messaging.outbox import requeue_failed, send_now
-
     settings = get_settings()
     with session_scope() as session:
         ids = requeue_failed(session)
@@ -114,13 +125,6 @@ def resend() -> int:
 
 def print_consent_summary(reference: str, representative: str, reason: str) -> int:
     """Print the summary for the client; the export is recorded in the audit log with its reason."""
-    from datetime import UTC, datetime
-
-    from models.audit import audit
-    from models.cases import acting_representative, case_by_reference
-    from models.consent_summary import consent_summary
-    from models.errors import Refusal
-
     now = datetime.now(UTC)
     try:
         with session_scope() as session:
@@ -146,15 +150,10 @@ def print_consent_summary(reference: str, representative: str, reason: str) -> i
 
 def print_continuity(reference: str) -> int:
     """Print per agency how often the same person attended this case's conferences."""
-    from models.cases import case_by_reference
-    from models.continuity import continuity, continuity_table
-    from models.errors import Refusal
-
     try:
         with session_scope() as session:
             case = case_by_reference(session, reference)
-            assert case.id is not None
-            text = continuity_table(case.reference, continuity(session, case.id))
+            text = continuity_table(case.reference, continuity(session, saved_id(case)))
     except Refusal as refusal:
         print(f"caseconf: refused: {refusal}", file=sys.stderr)
         return 2
@@ -203,19 +202,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "resend":
         return resend()
     if args.command == "move-to-workers":
-        from deployments.pool_move import main as move_to_workers
-
         return move_to_workers()
     if args.command == "recover":
-        from deployments.recovery import reconcile_reviews, recover_cases
-
         print(f"caseconf: brought back {recover_cases()}")
         print(
             f"caseconf: brought in line with runs cancelled outside caseconf: {reconcile_reviews()}"
         )
         return 0
-    from deployments.serve import main as serve
-
     serve()
     return 0
 
