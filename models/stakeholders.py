@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from models.errors import Problem, Refusal
-from models.profile import CoreSlot, Profile, StageRule
+from models.profile import ConferenceTypeRules, CoreSlot, Profile, StageRule
 from models.tables import Agency
 from models.vocabulary import AgencyKind, ConferenceType, Need, Phase, Role, Stage
 
@@ -203,6 +203,36 @@ def _transfer_lead(
     return agency, kind
 
 
+@dataclass
+class _Picking:
+    """A proposal being made: what it picks from, and what it has chosen and warned of so far."""
+
+    profile: Profile
+    agencies: list[AgencyView]
+    stage: Stage
+    conference_type: ConferenceType
+    area: str | None
+    eligible: list[AgencyView]
+    where: str
+    chosen: dict[str, Proposal] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def first_of(self, kind: AgencyKind) -> AgencyView | None:
+        return next((a for a in self.eligible if kind in a.kinds), None)
+
+    def covered(self, kind: AgencyKind) -> bool:
+        return any(kind in a.kinds for a in self.eligible if a.code in self.chosen)
+
+    def taken(self, agency: AgencyView, purpose: str) -> AgencyView:
+        """`agency`, with a warning when it is of another area than the case's."""
+        if self.area is not None and agency.area not in (None, self.area):
+            self.warnings.append(
+                f"{purpose}: '{agency.code}' of area {agency.area} is proposed; no agency of "
+                f"area {self.area} or without an area is available"
+            )
+        return agency
+
+
 def propose_participants(
     *,
     profile: Profile,
@@ -227,162 +257,189 @@ def propose_participants(
             f"profile {profile.name} has no rules for {conference_type} conferences",
         )
     rules = profile.rules_for(conference_type)
-    where = f"{conference_type} conferences in profile {profile.name}"
     eligible = [a for a in agencies if a.active and _exclusion(profile, stage, a) is None]
     if area is not None:
         eligible.sort(key=lambda a: _area_rank(a, area))  # stable: directory order within a rank
-    chosen: dict[str, Proposal] = {}
-    warnings: list[str] = []
+    picking = _Picking(
+        profile,
+        agencies,
+        stage,
+        conference_type,
+        area,
+        eligible,
+        where=f"{conference_type} conferences in profile {profile.name}",
+    )
+    lead, lead_rule = _lead(picking, rules, preferred_lead)
+    leads, lead_rules = _co_leads(picking, rules, lead, lead_rule)
+    _coordinator(picking, rules, leads, lead_rules)
+    _core_group(picking)
+    cap = core_cap_warning(picking.chosen.values(), profile)
+    if cap is not None:
+        picking.warnings.append(cap)
+    _needs(picking, needs)
+    proposals = sorted(picking.chosen.values(), key=lambda p: _ROLE_RANK[p.role])
+    return Selection(proposals=proposals, warnings=picking.warnings)
 
-    def first_of(kind: AgencyKind) -> AgencyView | None:
-        return next((a for a in eligible if kind in a.kinds), None)
 
-    def covered(kind: AgencyKind) -> bool:
-        return any(kind in a.kinds for a in eligible if a.code in chosen)
-
-    def taken(agency: AgencyView, purpose: str) -> AgencyView:
-        if area is not None and agency.area not in (None, area):
-            warnings.append(
-                f"{purpose}: '{agency.code}' of area {agency.area} is proposed; no agency of "
-                f"area {area} or without an area is available"
-            )
-        return agency
-
+def _lead(
+    picking: _Picking, rules: ConferenceTypeRules, preferred_lead: str | None
+) -> tuple[AgencyView, str]:
+    """The lead and its rule: the agency chosen at a transfer if it may lead here, else the
+    first agency of the stage's lead kinds."""
+    stage, where = picking.stage, picking.where
     stage_kinds = rules.lead_kinds_by_stage.get(stage)
     lead_kinds = stage_kinds or rules.lead_kinds
-    lead = lead_kind = None
-    lead_rule = ""
     if preferred_lead is not None:
         found = _transfer_lead(
             preferred_lead,
-            profile=profile,
-            agencies=agencies,
+            profile=picking.profile,
+            agencies=picking.agencies,
             stage=stage,
             lead_kinds=lead_kinds,
             where=where,
         )
         if isinstance(found, str):
-            warnings.append(
+            picking.warnings.append(
                 f"the lead chosen at the transfer, agency {_named(preferred_lead)}, {found}: "
                 "the profile's rule chooses the lead"
             )
         else:
             lead, lead_kind = found
-            lead_rule = (
+            return lead, (
                 f"lead by transfer (agency chosen by the coordinator; {lead_kind} may lead "
                 f"{where}{f' at {stage}' if stage_kinds else ''})"
             )
-    if lead is None:
-        for kind in lead_kinds:
-            lead = first_of(kind)
-            if lead is not None:
-                lead_kind = kind
-                break
-        if lead is None:
-            raise Refusal.of(
-                "lead",
-                f"no active agency of kind {_kinds(lead_kinds)} may lead {where} at stage {stage}",
-            )
-        taken(lead, "lead")
-        at_stage = f" at {stage}" if stage_kinds else ""
-        lead_rule = f"lead{at_stage} of {where} ({lead_kind})"
+    for kind in lead_kinds:
+        first = picking.first_of(kind)
+        if first is not None:
+            picking.taken(first, "lead")
+            at_stage = f" at {stage}" if stage_kinds else ""
+            return first, f"lead{at_stage} of {where} ({kind})"
+    raise Refusal.of(
+        "lead",
+        f"no active agency of kind {_kinds(lead_kinds)} may lead {where} at stage {stage}",
+    )
 
+
+def _co_leads(
+    picking: _Picking, rules: ConferenceTypeRules, lead: AgencyView, lead_rule: str
+) -> tuple[list[AgencyView], dict[str, str]]:
+    """The lead and a co-lead per co-lead kind no lead covers yet, with each one's rule."""
     leads = [lead]
     lead_rules = {lead.code: lead_rule}
     for kind in rules.co_lead_kinds:
         if any(kind in a.kinds for a in leads):
             continue
-        co_lead = first_of(kind)
+        co_lead = picking.first_of(kind)
         if co_lead is None:
-            warnings.append(f"co-lead: no active agency of kind {kind} may lead at stage {stage}")
+            picking.warnings.append(
+                f"co-lead: no active agency of kind {kind} may lead at stage {picking.stage}"
+            )
             continue
-        leads.append(taken(co_lead, "co-lead"))
-        lead_rules[co_lead.code] = f"co-lead of {where} ({kind})"
+        leads.append(picking.taken(co_lead, "co-lead"))
+        lead_rules[co_lead.code] = f"co-lead of {picking.where} ({kind})"
+    return leads, lead_rules
 
+
+def _coordinator(
+    picking: _Picking,
+    rules: ConferenceTypeRules,
+    leads: list[AgencyView],
+    lead_rules: dict[str, str],
+) -> None:
+    """Propose the leads and the coordinator: a lead of the first coordinator kind available
+    coordinates (the first lead, when none is available), otherwise an agency of that kind."""
     coordinator = coordinator_kind = coordinating = None
     for kind in rules.coordinator_kinds:
-        coordinator = next((a for a in leads if kind in a.kinds), None) or first_of(kind)
+        coordinator = next((a for a in leads if kind in a.kinds), None) or picking.first_of(kind)
         if coordinator is not None:
             coordinator_kind = kind
             break
     if coordinator is None or coordinator in leads:
-        coordinating = coordinator or lead
+        coordinating = coordinator or leads[0]
         if not rules.coordinator_kinds:
             note = "the profile names no coordinator kind"
         elif coordinator is None:
             note = "no agency of a coordinator kind available"
-            warnings.append(
+            picking.warnings.append(
                 f"no active agency of kind {_kinds(rules.coordinator_kinds)} may coordinate "
-                f"at stage {stage}: the lead coordinates"
+                f"at stage {picking.stage}: the lead coordinates"
             )
         else:
             note = str(coordinator_kind)
         lead_rules[coordinating.code] += f"; also coordinates ({note})"
     for head in leads:
-        chosen[head.code] = Proposal(
+        picking.chosen[head.code] = Proposal(
             head.code,
             Role.lead,
             lead_rules[head.code],
             coordinates=coordinating is not None and head.code == coordinating.code,
         )
     if coordinator is not None and coordinator not in leads:
-        taken(coordinator, "coordinator")
-        chosen[coordinator.code] = Proposal(
-            coordinator.code, Role.coordinator, f"coordinator of {where} ({coordinator_kind})"
+        picking.taken(coordinator, "coordinator")
+        picking.chosen[coordinator.code] = Proposal(
+            coordinator.code,
+            Role.coordinator,
+            f"coordinator of {picking.where} ({coordinator_kind})",
         )
 
+
+def _core_group(picking: _Picking) -> None:
+    """Propose an agency for each seat of the core group no chosen agency fills yet."""
+    profile, conference_type, stage = picking.profile, picking.conference_type, picking.stage
     core_path = profile.core_path(conference_type, stage)
     at_stage = f" at {stage}" if core_path.startswith("core_kinds_by_stage") else ""
     for i, slot in enumerate(profile.core_for(conference_type, stage)):
-        if any(slot.fits(a.kinds, a.scope) for a in eligible if a.code in chosen):
+        if any(slot.fits(a.kinds, a.scope) for a in picking.eligible if a.code in picking.chosen):
             continue
-        agency = next((a for a in eligible if slot.fits(a.kinds, a.scope)), None)
+        agency = next((a for a in picking.eligible if slot.fits(a.kinds, a.scope)), None)
         if agency is None:
-            if not any(slot.fits(a.kinds, a.scope) for a in agencies if a.active):
-                warnings.append(
+            if not any(slot.fits(a.kinds, a.scope) for a in picking.agencies if a.active):
+                picking.warnings.append(
                     f"core group: no active agency of {_seat(slot)} in the directory "
                     f"({core_path}[{i}] of profile {profile.name})"
                 )
             continue
-        taken(agency, f"core group ({slot.label})")
+        picking.taken(agency, f"core group ({slot.label})")
         phases = attended_phases(profile, conference_type, agency.kinds, Role.core)
-        chosen[agency.code] = Proposal(
+        picking.chosen[agency.code] = Proposal(
             agency.code,
             Role.core,
-            f"core group of {where}{at_stage} ({slot.label}){_phase_note(phases)}",
+            f"core group of {picking.where}{at_stage} ({slot.label}){_phase_note(phases)}",
             phases=phases,
         )
 
-    cap = core_cap_warning(chosen.values(), profile)
-    if cap is not None:
-        warnings.append(cap)
 
+def _needs(picking: _Picking, needs: list[Need]) -> None:
+    """Propose an agency of each kind the profile names for a need, unless one is chosen."""
+    profile = picking.profile
     for need in dict.fromkeys(needs):
         kinds = profile.need_kinds.get(need)
         if not kinds:
-            warnings.append(f"need {need}: profile {profile.name} names no agency kind for it")
+            picking.warnings.append(
+                f"need {need}: profile {profile.name} names no agency kind for it"
+            )
             continue
         for kind in kinds:
-            if covered(kind):
+            if picking.covered(kind):
                 continue
-            agency = first_of(kind)
+            agency = picking.first_of(kind)
             if agency is None:
-                if not any(kind in a.kinds for a in agencies if a.active):
-                    warnings.append(
+                if not any(kind in a.kinds for a in picking.agencies if a.active):
+                    picking.warnings.append(
                         f"need {need}: no active agency of kind {kind} in the directory"
                     )
                 continue
-            taken(agency, f"need {need} ({kind})")
-            phases = attended_phases(profile, conference_type, agency.kinds, Role.case_dependent)
-            chosen[agency.code] = Proposal(
+            picking.taken(agency, f"need {need} ({kind})")
+            phases = attended_phases(
+                profile, picking.conference_type, agency.kinds, Role.case_dependent
+            )
+            picking.chosen[agency.code] = Proposal(
                 agency.code,
                 Role.case_dependent,
                 f"need {need} in profile {profile.name} ({kind}){_phase_note(phases)}",
                 phases=phases,
             )
-
-    proposals = sorted(chosen.values(), key=lambda p: _ROLE_RANK[p.role])
-    return Selection(proposals=proposals, warnings=warnings)
 
 
 def _seat(slot: CoreSlot) -> str:
@@ -426,11 +483,39 @@ def apply_changes(
         problems.append(Problem("reason", "required when the list is changed"))
     elif len(text) > MAX_REASON:
         problems.append(Problem("reason", f"at most {MAX_REASON} characters"))
-
-    directory = {a.code: a for a in agencies}
     on_list = {p.agency_code: p for p in selection}
-    coordinator = coordinator_code(selection)
-    first_lead = next((p.agency_code for p in selection if p.role == Role.lead), None)
+    added = _additions(
+        add,
+        problems,
+        on_list=on_list,
+        remove=remove,
+        reason=text,
+        profile=profile,
+        agencies=agencies,
+        stage=stage,
+        conference_type=conference_type,
+    )
+    removed = _removals(remove, problems, selection=selection, on_list=on_list)
+    if problems:
+        raise Refusal(*problems)
+    kept = [p for p in selection if p.agency_code not in removed]
+    return sorted(kept + added, key=lambda p: _ROLE_RANK.get(p.role, len(_ROLE_RANK)))
+
+
+def _additions(
+    add: list[str],
+    problems: list[Problem],
+    *,
+    on_list: dict[str, Proposal],
+    remove: list[str],
+    reason: str,
+    profile: Profile,
+    agencies: list[AgencyView],
+    stage: Stage,
+    conference_type: ConferenceType | None,
+) -> list[Proposal]:
+    """The proposals for the agencies to add; what stands in the way goes to `problems`."""
+    directory = {a.code: a for a in agencies}
     added: list[Proposal] = []
     seen: set[str] = set()
     seats = profile.core_for(conference_type, stage) if conference_type is not None else []
@@ -449,8 +534,8 @@ def apply_changes(
         return Proposal(
             agency.code,
             role,
-            " ".join(["added by the coordinator", *notes]) + f": {text}",
-            override_reason=text,
+            " ".join(["added by the coordinator", *notes]) + f": {reason}",
+            override_reason=reason,
             phases=phases,
         )
 
@@ -484,7 +569,20 @@ def apply_changes(
             else:
                 added.append(addition(agency, ""))
         seen.add(code)
+    return added
 
+
+def _removals(
+    remove: list[str],
+    problems: list[Problem],
+    *,
+    selection: list[Proposal],
+    on_list: dict[str, Proposal],
+) -> set[str]:
+    """The codes to remove; a lead, the coordinator or an agency not on the list goes to
+    `problems`."""
+    coordinator = coordinator_code(selection)
+    first_lead = next((p.agency_code for p in selection if p.role == Role.lead), None)
     removed: set[str] = set()
     for i, code in enumerate(remove):
         here = f"remove[{i}]"
@@ -499,11 +597,7 @@ def apply_changes(
         elif code == coordinator:
             problems.append(Problem(here, f"the coordinator cannot be removed ({proposal.rule})"))
         removed.add(code)
-
-    if problems:
-        raise Refusal(*problems)
-    kept = [p for p in selection if p.agency_code not in removed]
-    return sorted(kept + added, key=lambda p: _ROLE_RANK.get(p.role, len(_ROLE_RANK)))
+    return removed
 
 
 def unsupplied(profile: Profile, agencies: list[AgencyView]) -> list[tuple[str, str]]:
