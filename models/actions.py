@@ -2,9 +2,10 @@
 
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 
+from models.answers import ANSWER_CONFIG
 from models.conference import open_actions
 from models.database import saved_id
 from models.errors import Problem, Refusal
@@ -15,7 +16,7 @@ from models.vocabulary import ActionStatus, NotDoneReason
 class ActionUpdate(BaseModel):
     """What became of one open action."""
 
-    model_config = ConfigDict(hide_input_in_errors=True, extra="forbid")
+    model_config = ANSWER_CONFIG
 
     action: int = Field(ge=1, description="Number of the action, as listed above.")
     status: ActionStatus = Field(

@@ -7,9 +7,10 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
+from models.answers import ANSWER_CONFIG
 from models.database import saved_id
 from models.errors import Problem, Refusal
 from models.profile import RANK, Profile
@@ -32,8 +33,6 @@ from models.vocabulary import (
     PlanOutcome,
     Role,
 )
-
-ANSWER_CONFIG = ConfigDict(hide_input_in_errors=True, extra="forbid")
 
 
 class InformationEntry(BaseModel):

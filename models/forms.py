@@ -12,11 +12,12 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import annotated_types
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, Field, WithJsonSchema
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from models.actions import ActionUpdate
+from models.answers import ANSWER_CONFIG
 from models.cases import REFERENCE_PATTERN
 from models.conference import ActionEntry, InformationEntry, PlanDecisionEntry
 from models.handover import Relation
@@ -34,7 +35,7 @@ from models.vocabulary import (
     TransferReason,
 )
 
-FORM_CONFIG = ConfigDict(hide_input_in_errors=True, extra="forbid")
+FORM_CONFIG = ANSWER_CONFIG
 
 CODE = r"^[a-z0-9][a-z0-9-]*$"
 
