@@ -416,58 +416,15 @@ def record_decision(
     """
     _require_phase(conference, Phase.decision)
     drafted = {p.number: p for p in plan_items(session, conference_id=saved_id(conference))}
-    agencies = professional_agencies(session, conference_id=saved_id(conference))
-    problems: list[Problem] = []
-    seen: set[int] = set()
-    for i, entry in enumerate(plan_decisions):
-        field = f"plan_decisions[{i}]"
-        if entry.item not in drafted:
-            problems.append(Problem(f"{field}.item", "no plan item with this number"))
-        elif entry.item in seen:
-            problems.append(Problem(f"{field}.item", "this plan item is decided twice"))
-        seen.add(entry.item)
-        if entry.outcome == PlanOutcome.amended and not (entry.amendment or "").strip():
-            problems.append(Problem(f"{field}.amendment", "required when the item is amended"))
-        if entry.outcome != PlanOutcome.amended and entry.amendment:
-            problems.append(Problem(f"{field}.amendment", "only amended items carry an amendment"))
-        if entry.classification == Classification.restricted:
-            problems.append(
-                Problem(f"{field}.classification", "a plan item is shared or professional")
-            )
-    missing = sorted(set(drafted) - seen)
-    if missing:
-        problems.append(
-            Problem("plan_decisions", f"every plan item needs a decision; missing: {missing}")
-        )
+    problems = _plan_problems(plan_decisions, drafted)
     shared_decisions = list(shared_decisions or [])
     for name, texts in (("decisions", decisions), ("shared_decisions", shared_decisions)):
         for i, text in enumerate(texts):
             if not text.strip():
                 problems.append(Problem(f"{name}[{i}]", "must not be empty"))
-    owners: list[int] = []
-    for i, action in enumerate(actions):
-        owner, problem = action_owner(
-            session, conference=conference, action=action, agencies=agencies
-        )
-        if problem is not None:
-            problems.append(Problem(f"actions[{i}].{problem[0]}", problem[1]))
-        owners.append(owner or 0)
-        if action.classification == Classification.restricted:
-            problems.append(
-                Problem(
-                    f"actions[{i}].classification",
-                    "an action is shared or professional (restricted content is never stored)",
-                )
-            )
-        elif action.owner_role is not None and action.classification != Classification.shared:
-            problems.append(
-                Problem(
-                    f"actions[{i}].classification",
-                    f"must be shared: the {action.owner_role} owns this action and reads it",
-                )
-            )
-        if action.due_on <= today:
-            problems.append(Problem(f"actions[{i}].due_on", "must be after today"))
+    owners = _action_owners(
+        session, conference=conference, actions=actions, today=today, problems=problems
+    )
     # Closing wins over the pre-filled date: a case that closes has no next conference.
     if not closes and next_review_on is None:
         problems.append(
@@ -503,6 +460,91 @@ def record_decision(
                 classification=level,
             )
         )
+    action_ids = _store_actions(
+        session, case=case, conference=conference, actions=actions, owners=owners
+    )
+    conference.phase = Phase.release
+    session.add(conference)
+    session.flush()
+    return action_ids
+
+
+def _plan_problems(
+    plan_decisions: list[PlanDecisionEntry], drafted: dict[int, PlanItem]
+) -> list[Problem]:
+    """What is wrong with the decisions on the drafted plan: each item decided once, and right."""
+    problems: list[Problem] = []
+    seen: set[int] = set()
+    for i, entry in enumerate(plan_decisions):
+        field = f"plan_decisions[{i}]"
+        if entry.item not in drafted:
+            problems.append(Problem(f"{field}.item", "no plan item with this number"))
+        elif entry.item in seen:
+            problems.append(Problem(f"{field}.item", "this plan item is decided twice"))
+        seen.add(entry.item)
+        if entry.outcome == PlanOutcome.amended and not (entry.amendment or "").strip():
+            problems.append(Problem(f"{field}.amendment", "required when the item is amended"))
+        if entry.outcome != PlanOutcome.amended and entry.amendment:
+            problems.append(Problem(f"{field}.amendment", "only amended items carry an amendment"))
+        if entry.classification == Classification.restricted:
+            problems.append(
+                Problem(f"{field}.classification", "a plan item is shared or professional")
+            )
+    missing = sorted(set(drafted) - seen)
+    if missing:
+        problems.append(
+            Problem("plan_decisions", f"every plan item needs a decision; missing: {missing}")
+        )
+    return problems
+
+
+def _action_owners(
+    session: Session,
+    *,
+    conference: Conference,
+    actions: list[ActionEntry],
+    today: date,
+    problems: list[Problem],
+) -> list[int]:
+    """Each action's owning agency on record (0 where there is none); what is wrong with an
+    action goes to `problems`."""
+    agencies = professional_agencies(session, conference_id=saved_id(conference))
+    owners: list[int] = []
+    for i, action in enumerate(actions):
+        owner, problem = action_owner(
+            session, conference=conference, action=action, agencies=agencies
+        )
+        if problem is not None:
+            problems.append(Problem(f"actions[{i}].{problem[0]}", problem[1]))
+        owners.append(owner or 0)
+        if action.classification == Classification.restricted:
+            problems.append(
+                Problem(
+                    f"actions[{i}].classification",
+                    "an action is shared or professional (restricted content is never stored)",
+                )
+            )
+        elif action.owner_role is not None and action.classification != Classification.shared:
+            problems.append(
+                Problem(
+                    f"actions[{i}].classification",
+                    f"must be shared: the {action.owner_role} owns this action and reads it",
+                )
+            )
+        if action.due_on <= today:
+            problems.append(Problem(f"actions[{i}].due_on", "must be after today"))
+    return owners
+
+
+def _store_actions(
+    session: Session,
+    *,
+    case: Case,
+    conference: Conference,
+    actions: list[ActionEntry],
+    owners: list[int],
+) -> list[int]:
+    """Store the decided actions, each with its owner; returns their ids."""
     action_ids = []
     for action, owner_id in zip(actions, owners, strict=True):
         row = ActionItem(
@@ -518,9 +560,6 @@ def record_decision(
         session.add(row)
         session.flush()
         action_ids.append(saved_id(row))
-    conference.phase = Phase.release
-    session.add(conference)
-    session.flush()
     return action_ids
 
 
