@@ -129,66 +129,26 @@ def compose(
     if "review_id" in notification.detail:
         review = session.get(Review, notification.detail["review_id"])
     attachments: list[tuple[str, bytes]] = []
-    attached = False
-    participant = recipient_participant(session, notification)
-    if event == Event.minutes and participant is not None:
-        minutes = minutes_for(
-            session,
-            case=case,
-            conference=conference,
-            participant=participant,
-            today=case_today(session, case=case, now=now),  # share_with expiry: the case's day
-        )
-        cleared = (
-            all(RANK[c] <= RANK[Classification(channel.clearance)] for c in minutes.classifications)
-            and channel.kind == ChannelKind.email
-        )
-        if cleared:
-            text = minutes_text(session, conference=conference, minutes=minutes)
-            attachments.append(("minutes.txt", text.encode()))
-            attached = True
+    minutes = _cleared_minutes(
+        session, notification, case=case, conference=conference, channel=channel, now=now
+    )
+    if minutes is not None:
+        attachments.append(("minutes.txt", minutes.encode()))
     target = notification.detail.get("for")
     if action is not None and action.owner_role is not None and role in HANDED_OVER_ROLES:
         target = handover_for(action.owner_role, None)
-    context = MessageContext(
-        reference=case.reference,
+    context = _context(
+        session,
+        notification,
+        case=case,
+        conference=conference,
+        agency=agency,
+        channel=channel,
         recipient_role="intermediary" if target else str(role),
         handover_for=str(target) if target and event != Event.minutes else None,
-        # Only to the referring agency itself, and only on a channel cleared beyond `shared`:
-        # a file number names a person in the agency's own records.
-        agency_file_number=(
-            case.referral_file_number
-            if agency.id == case.referring_agency_id
-            and RANK[Classification(channel.clearance)] >= RANK[Classification.professional]
-            else None
-        ),
-        starts_at=review.due_at if review else conference.starts_at,
-        time_zone=conference.time_zone,
-        location=conference.location,
-        cycle=conference.cycle,
-        # The action's own wording was typed into a form: it travels in the minutes (cleared
-        # channels only), never in a message. The message names the action by its number.
-        action_description=(
-            ACTION_POINTER.get(agency.language.split("-")[0], ACTION_POINTER["en"]).format(
-                number=action.id
-            )
-            if action
-            else None
-        ),
-        action_due_on=action.due_on if action else None,
-        owner_agency=(
-            next(
-                a.code
-                for a in session.exec(select(Agency).where(Agency.id == action.owner_agency_id))
-            )
-            if action
-            else None
-        ),
-        minutes_pointer=None
-        if attached
-        else MINUTES_POINTER.get(agency.language.split("-")[0], MINUTES_POINTER["en"]),
-        minutes_attached=attached,
-        previous_starts_at=_previous_due_at(session, notification),
+        action=action,
+        review=review,
+        attached=minutes is not None,
     )
     kind: Literal["email", "chat"] = "email" if channel.kind == ChannelKind.email else "chat"
     message = render(event=event, kind=kind, language=agency.language, context=context)
@@ -220,6 +180,88 @@ def compose(
         body=message.body,
         calendar=calendar,
         attachments=tuple(attachments),
+    )
+
+
+def _cleared_minutes(
+    session: Session,
+    notification: Notification,
+    *,
+    case: Case,
+    conference: Conference,
+    channel: Channel,
+    now: datetime,
+) -> str | None:
+    """The recipient's minutes as text, for a minutes row on an e-mail channel cleared for
+    everything they hold; None otherwise (the message then points to them)."""
+    participant = recipient_participant(session, notification)
+    if Event(notification.event) != Event.minutes or participant is None:
+        return None
+    minutes = minutes_for(
+        session,
+        case=case,
+        conference=conference,
+        participant=participant,
+        today=case_today(session, case=case, now=now),  # share_with expiry: the case's day
+    )
+    cleared = (
+        all(RANK[c] <= RANK[Classification(channel.clearance)] for c in minutes.classifications)
+        and channel.kind == ChannelKind.email
+    )
+    return minutes_text(session, conference=conference, minutes=minutes) if cleared else None
+
+
+def _context(
+    session: Session,
+    notification: Notification,
+    *,
+    case: Case,
+    conference: Conference,
+    agency: Agency,
+    channel: Channel,
+    recipient_role: str,
+    handover_for: str | None,
+    action: ActionItem | None,
+    review: Review | None,
+    attached: bool,
+) -> MessageContext:
+    """What the templates may say: codes, dates and pointers, never a form's free text."""
+    language = agency.language.split("-")[0]
+    return MessageContext(
+        reference=case.reference,
+        recipient_role=recipient_role,
+        handover_for=handover_for,
+        # Only to the referring agency itself, and only on a channel cleared beyond `shared`:
+        # a file number names a person in the agency's own records.
+        agency_file_number=(
+            case.referral_file_number
+            if agency.id == case.referring_agency_id
+            and RANK[Classification(channel.clearance)] >= RANK[Classification.professional]
+            else None
+        ),
+        starts_at=review.due_at if review else conference.starts_at,
+        time_zone=conference.time_zone,
+        location=conference.location,
+        cycle=conference.cycle,
+        # The action's own wording was typed into a form: it travels in the minutes (cleared
+        # channels only), never in a message. The message names the action by its number.
+        action_description=(
+            ACTION_POINTER.get(language, ACTION_POINTER["en"]).format(number=action.id)
+            if action
+            else None
+        ),
+        action_due_on=action.due_on if action else None,
+        owner_agency=(
+            next(
+                a.code
+                for a in session.exec(select(Agency).where(Agency.id == action.owner_agency_id))
+            )
+            if action
+            else None
+        ),
+        minutes_pointer=None if attached else MINUTES_POINTER.get(language, MINUTES_POINTER["en"]),
+        minutes_attached=attached,
+        previous_starts_at=_previous_due_at(session, notification),
     )
 
 
