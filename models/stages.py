@@ -103,40 +103,19 @@ def move_stage(
     """
     today = case_today(session, case=case, now=now)
     from_stage = Stage(case.stage)
-    problems: list[Problem] = []
     if case.status == CaseStatus.closed:
         raise Refusal.of("case_reference", f"case {case.reference} is closed")
     date_change = to_stage == from_stage == Stage.pre_release
     if not date_change and (from_stage, to_stage) not in MOVES:
         raise Refusal(_refuse_move(from_stage, to_stage))
-    reasons = (
-        (StageMoveReason.release_date_known,) if date_change else MOVES[(from_stage, to_stage)]
+    problems = _move_problems(
+        from_stage,
+        to_stage,
+        reason=reason,
+        effective_on=effective_on,
+        release_on=release_on,
+        today=today,
     )
-    if reason not in reasons:
-        problems.append(
-            Problem(
-                "reason",
-                f"'{reason}' does not fit a move from {from_stage} to {to_stage}; use one of: "
-                + ", ".join(reasons),
-            )
-        )
-    if effective_on > today:
-        problems.append(Problem("effective_on", "must not be in the future"))
-    elif effective_on < today - MAX_BACKDATE:
-        problems.append(
-            Problem("effective_on", "more than a year ago; record moves as they happen")
-        )
-    if to_stage == Stage.pre_release:
-        if release_on is None:
-            problems.append(Problem("release_on", "required: pre_release needs a release date"))
-        elif release_on <= today:
-            problems.append(
-                Problem(
-                    "release_on", "must be after today (a past release is a move to post_release)"
-                )
-            )
-    elif release_on is not None:
-        problems.append(Problem("release_on", "only a move to pre_release takes a release date"))
     if problems:
         raise Refusal(*problems)
 
@@ -170,8 +149,50 @@ def move_stage(
         at=now,
         detail=f"{from_stage} -> {to_stage} ({reason}), effective {effective_on.isoformat()}",
     )
-    assert change.id is not None
-    return Moved(change.id, from_stage, to_stage, case.release_on, case.released_on)
+    return Moved(saved_id(change), from_stage, to_stage, case.release_on, case.released_on)
+
+
+def _move_problems(
+    from_stage: Stage,
+    to_stage: Stage,
+    *,
+    reason: StageMoveReason,
+    effective_on: date,
+    release_on: date | None,
+    today: date,
+) -> list[Problem]:
+    """What is wrong with a listed move: its reason, its day, its release date."""
+    date_change = to_stage == from_stage == Stage.pre_release
+    problems: list[Problem] = []
+    reasons = (
+        (StageMoveReason.release_date_known,) if date_change else MOVES[(from_stage, to_stage)]
+    )
+    if reason not in reasons:
+        problems.append(
+            Problem(
+                "reason",
+                f"'{reason}' does not fit a move from {from_stage} to {to_stage}; use one of: "
+                + ", ".join(reasons),
+            )
+        )
+    if effective_on > today:
+        problems.append(Problem("effective_on", "must not be in the future"))
+    elif effective_on < today - MAX_BACKDATE:
+        problems.append(
+            Problem("effective_on", "more than a year ago; record moves as they happen")
+        )
+    if to_stage == Stage.pre_release:
+        if release_on is None:
+            problems.append(Problem("release_on", "required: pre_release needs a release date"))
+        elif release_on <= today:
+            problems.append(
+                Problem(
+                    "release_on", "must be after today (a past release is a move to post_release)"
+                )
+            )
+    elif release_on is not None:
+        problems.append(Problem("release_on", "only a move to pre_release takes a release date"))
+    return problems
 
 
 def transfer_case(
@@ -192,6 +213,50 @@ def transfer_case(
     """
     if case.status == CaseStatus.closed:
         raise Refusal.of("case_reference", f"case {case.reference} is closed")
+    lead, problems = _transfer_problems(
+        session, case=case, area=area, lead_agency=lead_agency, profile=profile
+    )
+    if problems:
+        raise Refusal(*problems)
+    if area is not None:
+        case.area = area
+    if lead is not None:
+        case.lead_agency_id = lead.id
+    case.updated_at = now
+    session.add(case)
+    change = StageChange(
+        case_id=saved_id(case),
+        kind=StageChangeKind.transfer,
+        from_stage=Stage(case.stage),
+        to_stage=Stage(case.stage),
+        reason=str(reason),
+        area=area,
+        lead_agency_id=lead.id if lead is not None else None,
+        actor_id=actor_id,
+        at=now,
+    )
+    session.add(change)
+    session.flush()
+    audit(
+        session,
+        action="case.transferred",
+        case_id=case.id,
+        actor_id=actor_id,
+        at=now,
+        detail=f"area {area or 'unchanged'}, lead {lead_agency or 'unchanged'} ({reason})",
+    )
+    return change
+
+
+def _transfer_problems(
+    session: Session,
+    *,
+    case: Case,
+    area: str | None,
+    lead_agency: str | None,
+    profile: Profile,
+) -> tuple[Agency | None, list[Problem]]:
+    """The new lead agency (if one is named) and what is wrong with the transfer."""
     problems: list[Problem] = []
     if area is None and lead_agency is None:
         problems.append(Problem("area", "give a new area, a new lead agency, or both"))
@@ -225,36 +290,7 @@ def transfer_case(
             )
         elif lead.id == case.lead_agency_id:
             problems.append(Problem("lead_agency", f"'{lead_agency}' already leads this case"))
-    if problems:
-        raise Refusal(*problems)
-    if area is not None:
-        case.area = area
-    if lead is not None:
-        case.lead_agency_id = lead.id
-    case.updated_at = now
-    session.add(case)
-    change = StageChange(
-        case_id=saved_id(case),
-        kind=StageChangeKind.transfer,
-        from_stage=Stage(case.stage),
-        to_stage=Stage(case.stage),
-        reason=str(reason),
-        area=area,
-        lead_agency_id=lead.id if lead is not None else None,
-        actor_id=actor_id,
-        at=now,
-    )
-    session.add(change)
-    session.flush()
-    audit(
-        session,
-        action="case.transferred",
-        case_id=case.id,
-        actor_id=actor_id,
-        at=now,
-        detail=f"area {area or 'unchanged'}, lead {lead_agency or 'unchanged'} ({reason})",
-    )
-    return change
+    return lead, problems
 
 
 def stage_history(session: Session, *, case_id: int) -> list[StageChange]:
