@@ -152,22 +152,87 @@ def reselect_as_security(
         session.add(conference)
         session.flush()
     new = {p.agency_code: p for p in confirmed}
-    substitutes = substitutions(representatives, last)
+    tell = _Teller(session, case, conference, now)
+    kept = _update_current(
+        tell,
+        current,
+        agencies=agencies,
+        new=new,
+        representatives=representatives,
+        substitutes=substitutions(representatives, last),
+        invited=invited,
+    )
+    session.flush()
+    added = [p for p in confirmed if p.agency_code not in kept]
+    phase = conference.phase
+    record_participants(
+        session,
+        conference=conference,
+        proposals=added,
+        client_and_family=False,
+        family_involved=False,
+        intermediary_code=None,
+        representatives={c: r for c, r in representatives.items() if c in new},
+        last=last,
+    )
+    conference.phase = phase  # recording participants must not move the conference back
+    session.add(conference)
+    if invited:
+        for proposal in added:
+            tell("invitation", saved_id(by_code[proposal.agency_code]), proposal.role)
+    left = sorted(c.who for c in found if c.after is None)
+    joined = sorted(c.who for c in found if c.before is None)
+    audit(
+        session,
+        action="participants.reselected_as_security",
+        case_id=case.id,
+        actor_id=actor_id,
+        at=now,
+        detail=f"left {left}, joined {joined}"[:1000],
+    )
+    session.flush()
+    return found
 
-    def tell(event: str, agency_id: int, role: Role, key_event: str | None = None) -> None:
+
+@dataclass(frozen=True)
+class _Teller:
+    """Queues what one agency of the re-selected conference is told, under its sequence."""
+
+    session: Session
+    case: Case
+    conference: Conference
+    now: datetime
+
+    def __call__(
+        self, event: str, agency_id: int, role: Role, key_event: str | None = None
+    ) -> None:
         queue_to_agency(
-            session,
-            case=case,
-            conference=conference,
+            self.session,
+            case=self.case,
+            conference=self.conference,
             event=event,
             key_event=key_event,
             agency_id=agency_id,
             role=role,
-            now=now,
+            now=self.now,
             recipient=f"{agency_id}:{role}",
-            version=conference.ical_sequence,
+            version=self.conference.ical_sequence,
         )
 
+
+def _update_current(
+    tell: _Teller,
+    current: list[Participant],
+    *,
+    agencies: Mapping[int, Agency],
+    new: Mapping[str, Proposal],
+    representatives: Mapping[str, Representative],
+    substitutes: Mapping[str, tuple[str, str]],
+    invited: bool,
+) -> set[str]:
+    """Remove the participants the new list leaves out and update those it keeps, telling each
+    once invitations went out; returns the codes kept."""
+    session, case, conference, now = tell.session, tell.case, tell.conference, tell.now
     kept: set[str] = set()
     for participant in current:
         if participant.role in HANDED_OVER_ROLES or participant.agency_id is None:
@@ -206,35 +271,4 @@ def reselect_as_security(
         if invited:
             # Keyed as this sequence's invitation: the invitation step after it adds nothing.
             tell("invitation_updated", participant.agency_id, proposal.role, "invitation")
-    session.flush()
-    added = [p for p in confirmed if p.agency_code not in kept]
-    phase = conference.phase
-    record_participants(
-        session,
-        conference=conference,
-        proposals=added,
-        client_and_family=False,
-        family_involved=False,
-        intermediary_code=None,
-        representatives={c: r for c, r in representatives.items() if c in new},
-        last=last,
-    )
-    conference.phase = phase  # recording participants must not move the conference back
-    session.add(conference)
-    if invited:
-        for proposal in added:
-            agency_id = by_code[proposal.agency_code].id
-            assert agency_id is not None
-            tell("invitation", agency_id, proposal.role)
-    left = sorted(c.who for c in found if c.after is None)
-    joined = sorted(c.who for c in found if c.before is None)
-    audit(
-        session,
-        action="participants.reselected_as_security",
-        case_id=case.id,
-        actor_id=actor_id,
-        at=now,
-        detail=f"left {left}, joined {joined}"[:1000],
-    )
-    session.flush()
-    return found
+    return kept
