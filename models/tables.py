@@ -153,6 +153,17 @@ class Case(SQLModel, table=True):
         ),
         # The portfolio's leads: grouped in this index's order, no case row read.
         Index("ix_case_status_lead", "status", "lead_agency_id", "conference_lead_agency_id"),
+        # The portfolio's cases waiting for a person: counted, late or not, and the oldest
+        # listed from the index alone.
+        Index(
+            "ix_case_waiting",
+            "status",
+            "phase",
+            "phase_since",
+            "updated_at",
+            "reference",
+            "referring_agency_id",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -258,6 +269,17 @@ class Conference(SQLModel, table=True):
         # The portfolio report: conferences held in a quarter, and those of the last months.
         Index("ix_conference_released_at", "released_at"),
         Index("ix_conference_created_at", "created_at"),
+        # The quarter's conferences held by type, first conferences and reviews held, read
+        # from the index alone.
+        Index(
+            "ix_conference_held",
+            "released_at",
+            "cycle",
+            "kind",
+            "conference_type",
+            "starts_at",
+            "case_id",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -421,7 +443,11 @@ class Review(SQLModel, table=True):
     """A scheduled review conference: a future Prefect flow run until it falls due."""
 
     # Reviews coming and overdue (the portfolio report): by status, then due date.
-    __table_args__ = (Index("ix_review_status_due_at", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_review_status_due_at", "status", "due_at"),
+        # The same, covering what the portfolio's lists join on: no review row read.
+        Index("ix_review_due", "status", "due_at", "case_id", "cycle"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)

@@ -7,6 +7,10 @@ Create Date: 2026-11-30 06:00:00
 - `case.conference_lead_agency_id`: the lead of the case's latest conference that has one,
   and `ix_case_status_lead` on case (status, lead_agency_id, conference_lead_agency_id): open
   cases by lead agency, grouped in the index's order (no conference or participant read).
+- Covering indexes, so the figures that still read a row per case read an index entry
+  instead: `ix_case_waiting` (cases waiting for a person, late or not, the oldest listed),
+  `ix_conference_held` (the quarter's conferences held, first conferences, reviews held),
+  `ix_review_due` (reviews coming and overdue).
 - `agencyparticipation`: per case and agency, how the agency was represented at the case's
   conferences (participations, named, by the most frequent person, first and last dates), and
   `agencyparticipationmonth`: those summed per agency and month of the first conference. The
@@ -34,6 +38,21 @@ down_revision: Union[str, Sequence[str], None] = "0008"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
+INDEXES: list[tuple[str, str, list[str]]] = [
+    ("case", "ix_case_status_lead", ["status", "lead_agency_id", "conference_lead_agency_id"]),
+    (
+        "case",
+        "ix_case_waiting",
+        ["status", "phase", "phase_since", "updated_at", "reference", "referring_agency_id"],
+    ),
+    (
+        "conference",
+        "ix_conference_held",
+        ["released_at", "cycle", "kind", "conference_type", "starts_at", "case_id"],
+    ),
+    ("review", "ix_review_due", ["status", "due_at", "case_id", "cycle"]),
+]
+
 
 def upgrade() -> None:
     """Upgrade schema."""
@@ -44,12 +63,8 @@ def upgrade() -> None:
         ),
         inline_references=True,
     )
-    op.create_index(
-        "ix_case_status_lead",
-        "case",
-        ["status", "lead_agency_id", "conference_lead_agency_id"],
-        unique=False,
-    )
+    for table, name, columns in INDEXES:
+        op.create_index(name, table, columns, unique=False)
     op.create_table(
         "agencyparticipation",
         sa.Column("case_id", sa.Integer(), nullable=False),
@@ -107,6 +122,7 @@ def downgrade() -> None:
     op.drop_index("ix_agencyparticipation_span", table_name="agencyparticipation")
     op.drop_index("ix_agencyparticipation_first_at", table_name="agencyparticipation")
     op.drop_table("agencyparticipation")
-    op.drop_index("ix_case_status_lead", table_name="case")
+    for table, name, _ in reversed(INDEXES):
+        op.drop_index(name, table_name=table)
     with op.batch_alter_table("case", schema=None) as batch_op:
         batch_op.drop_column("conference_lead_agency_id")
