@@ -539,7 +539,10 @@ def continuity(session: Session, *, now: datetime) -> list[ContinuityRow]:
             func.sum(col(summary.named)),
             func.sum(col(summary.same_person)),
         )
-        .where(col(summary.first_at) >= since, col(summary.first_month) == first_month)
+        .where(
+            col(summary.first_at) >= since,
+            col(summary.first_at) < _midnight(add_months(first_month, 1)),
+        )
         .group_by(col(summary.agency_id))
     ):
         add(agency_id, counts)
