@@ -7,9 +7,25 @@ field, with its description and default kept.
 """
 
 from enum import Enum
-from typing import Any
+from types import NoneType, UnionType
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict
+
+
+def _enum_of(annotation: Any) -> tuple[type[Enum] | None, bool]:
+    """The enum a field holds, and whether it may also be None."""
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return annotation, False
+    members = [a for a in get_args(annotation) if a is not NoneType]
+    if (
+        get_origin(annotation) in (Union, UnionType)
+        and len(members) == 1
+        and isinstance(members[0], type)
+        and issubclass(members[0], Enum)
+    ):
+        return members[0], True
+    return None, False
 
 
 def _inline_enums(schema: dict[str, Any], model: type[Any]) -> None:
@@ -17,21 +33,22 @@ def _inline_enums(schema: dict[str, Any], model: type[Any]) -> None:
         return
     properties = schema.get("properties", {})
     for name, field in model.model_fields.items():
-        kind = field.annotation
-        spec = properties.get(field.alias or name)
-        if not (isinstance(kind, type) and issubclass(kind, Enum)) or spec is None:
-            continue
-        if "$ref" not in spec and "allOf" not in spec:
-            continue  # already inline (e.g. narrowed to the choices offered)
-        inline = {
-            "title": field.title or name.replace("_", " ").title(),
-            "type": "string",
-            "enum": [str(member.value) for member in kind],
-        }
-        for key in ("description", "default"):
-            if key in spec:
-                inline[key] = spec[key]
-        properties[field.alias or name] = inline
+        kind, optional = _enum_of(field.annotation)
+        key = field.alias or name
+        spec = properties.get(key)
+        if kind is None or spec is None or "enum" in spec:
+            continue  # not an enum, or already inline (narrowed to the choices offered)
+        title = field.title or name.replace("_", " ").title()
+        values = {"type": "string", "enum": [str(member.value) for member in kind]}
+        inline: dict[str, Any] = {"title": title}
+        if optional:
+            inline["anyOf"] = [{**values, "title": title}, {"type": "null"}]
+        else:
+            inline.update(values)
+        for extra in ("description", "default"):
+            if extra in spec:
+                inline[extra] = spec[extra]
+        properties[key] = inline
 
 
 ANSWER_CONFIG = ConfigDict(
