@@ -147,7 +147,7 @@ def _confirm_and_invite(case: CaseView, case_id: int, conference_id: int, profil
     """The client's consent where the type needs it, the participants, their invitations sent;
     False when the case closed instead."""
     if _needs_consent(profile, conference_view(conference_id)) and missing_consent(
-        case_id, conference_id, Phase.consent
+        case_id, conference_id, Phase.consent, profile
     ):
         key = step_key(case, "consent")
         ask(
@@ -166,7 +166,7 @@ def _confirm_and_invite(case: CaseView, case_id: int, conference_id: int, profil
         return False
     # Read after the gate: going on as a security conference changes the type.
     _label(str(flow_run.get_id()), case, conference_view(conference_id).conference_type)
-    proposal, intermediary, representatives = describe_proposal(case_id, conference_id)
+    proposal, intermediary, representatives = describe_proposal(case_id, conference_id, profile)
     key = step_key(case, "stakeholders")
     ask(
         step_key=key,
@@ -222,7 +222,7 @@ def _phases(
         elif phase == Phase.family_only:
             _family_only(case, case_id, conference_id)
         else:
-            decided = _decision(case, case_id, conference_id)
+            decided = _decision(case, case_id, conference_id, profile)
     assert decided is not None, "every conference type has a decision phase"
     return decided
 
@@ -257,7 +257,7 @@ def _consent_holds(
     (True) or close the case (False)."""
     if (
         _needs_consent(profile, conference_view(conference_id))
-        and missing_consent(case_id, conference_id, phase)
+        and missing_consent(case_id, conference_id, phase, profile)
         and not _after_consent_stopped(case, case_id, conference_id)
     ):
         return False
@@ -372,10 +372,10 @@ def _information(case: CaseView, case_id: int, conference_id: int) -> None:
     )
 
 
-def _decision(case: CaseView, case_id: int, conference_id: int) -> dict[str, Any]:
+def _decision(case: CaseView, case_id: int, conference_id: int, profile: Profile) -> dict[str, Any]:
     """Ask the decision; returns the next conference's date, or the reason the case closes."""
     conference = conference_view(conference_id)
-    next_on, rule = next_conference_default(case_id, conference_id)
+    next_on, rule = next_conference_default(case_id, conference_id, profile)
     plan = ""
     drafted = describe_plan(conference_id)
     # A conference that went on as security after the family-only phase keeps the family's

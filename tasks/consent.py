@@ -1,12 +1,13 @@
 """Consent: record the client's answer; check it, never from cache, before every step that needs it."""
 
 from prefect import task
+from sqlmodel import Session
 
 from models import cases, conference, consent
 from models.audit import audit
 from models.database import session_scope
 from models.forms import AfterRefusal, Consent, ConsentAnswer, ConsentRefused
-from models.profile import load_profile
+from models.profile import Profile, load_profile
 from models.stages import case_today
 from models.vocabulary import ClosureReason, ConferenceType, ConsentDecision, ConsentScope, Phase
 from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
@@ -19,13 +20,17 @@ def consent_in_force(case_id: int, scope: str = ConsentScope.social_network_conf
         return consent.consent_in_force(session, case_id=case_id, scope=scope, today=today)
 
 
-def missing_consent(case_id: int, conference_id: int, phase: Phase) -> list[str]:
+def missing_consent(
+    case_id: int, conference_id: int, phase: Phase, profile: Profile | None = None
+) -> list[str]:
     """The scopes the conference's type needs before `phase` that are not in force today,
-    read from the ledger and the case's profile at each call (never from cache)."""
+    read from the ledger at each call (never from cache); by the case's profile (as read for
+    this replay, or read now)."""
     with session_scope() as session:
         case = cases.get_case(session, case_id)
         held = conference.get_conference(session, conference_id)
-        rules = load_profile(case.profile).rules_for(ConferenceType(held.conference_type))
+        profile = profile if profile is not None else load_profile(case.profile)
+        rules = profile.rules_for(ConferenceType(held.conference_type))
         records = consent.ledger(session, case_id=case_id)
         # Expiry dates count in the case's own day (at 23:30 UTC it is tomorrow in Vienna).
         today = case_today(session, case=case, now=now())
@@ -34,10 +39,11 @@ def missing_consent(case_id: int, conference_id: int, phase: Phase) -> list[str]
 
 @task(**DATABASE_RETRIES)
 def record_consent(step_key: str, attempt: int, case_id: int, answer: Consent) -> StepOutcome:
-    def write(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    def write(session: Session) -> dict[str, object]:
         at = now()
         today = case_today(session, case=cases.get_case(session, case_id), now=at)
         rep = cases.acting_representative(session, code=answer.acting_representative)
+        assert rep.id is not None
         decision = (
             ConsentDecision.granted
             if answer.client_consent == ConsentAnswer.granted
@@ -49,7 +55,7 @@ def record_consent(step_key: str, attempt: int, case_id: int, answer: Consent) -
                 case_id=case_id,
                 scope=ConsentScope.social_network_conference,
                 decision=decision,
-                recorded_by_id=rep.id,  # type: ignore[arg-type]
+                recorded_by_id=rep.id,
                 expires_on=answer.expires_on,
                 now=at,
                 today=today,
@@ -65,7 +71,7 @@ def record_consent(step_key: str, attempt: int, case_id: int, answer: Consent) -
                     case_id=case_id,
                     scope=ConsentScope.family_involvement,
                     decision=family,
-                    recorded_by_id=rep.id,  # type: ignore[arg-type]
+                    recorded_by_id=rep.id,
                     expires_on=answer.expires_on,
                     now=at,
                     today=today,
@@ -82,7 +88,7 @@ def after_refusal(
 ) -> StepOutcome:
     """Without consent: go on as a security conference, or close the case with the reason."""
 
-    def write(session) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    def write(session: Session) -> dict[str, object]:
         at = now()
         rep = cases.acting_representative(session, code=answer.acting_representative)
         case = cases.get_case(session, case_id)

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from prefect import task
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from models import cases
 from models.database import session_scope
@@ -47,7 +47,7 @@ def check_referral(referral: Referral) -> tuple[list[str], dict[str, str]]:
 def refer(step_key: str, attempt: int, answer: ReferralDetails, flow_run_id: str) -> StepOutcome:
     settings = get_settings()
 
-    def write(session) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    def write(session: Session) -> dict[str, int]:
         try:
             load_profile(answer.profile)
         except ProfileError as error:

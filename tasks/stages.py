@@ -9,7 +9,7 @@ from models import cases, review, stages
 from models.conference import get_conference
 from models.database import session_scope
 from models.forms import StageMove, Transfer
-from models.profile import load_profile
+from models.profile import Profile, load_profile
 from models.vocabulary import Phase, Stage
 from tasks.policies import DATABASE_RETRIES, now
 
@@ -45,8 +45,9 @@ def move(change: StageMove) -> StageOutcome:
             actor_id=rep.id,
             now=at,
         )
+        assert case.id is not None
         outcome = StageOutcome(
-            case_id=case.id,  # type: ignore[arg-type]
+            case_id=case.id,
             actor_id=rep.id,
             from_stage=moved.from_stage,
             to_stage=moved.to_stage,
@@ -85,16 +86,20 @@ def transfer(change: Transfer) -> int:
             reason=change.reason,
             now=at,
         )
-        return case.id  # type: ignore[return-value]
+        assert case.id is not None
+        return case.id
 
 
-def next_conference_default(case_id: int, conference_id: int) -> tuple[date, str]:
-    """The decision form's default date for the next conference, and the rule behind it."""
+def next_conference_default(
+    case_id: int, conference_id: int, profile: Profile | None = None
+) -> tuple[date, str]:
+    """The decision form's default date for the next conference, and the rule behind it (by
+    the case's profile as read for this replay, or read now)."""
     with session_scope() as session:
         case = cases.get_case(session, case_id)
         conference = get_conference(session, conference_id)
         due = stages.next_conference(
-            profile=load_profile(case.profile),
+            profile=profile if profile is not None else load_profile(case.profile),
             stage=Stage(case.stage),
             decided_on=stages.case_today(session, case=case, now=now()),
             release_on=case.release_on,

@@ -38,9 +38,9 @@ from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
 
 
 def _selection(
-    session: Session, case: Case, conference: Conference
+    session: Session, case: Case, conference: Conference, profile: Profile | None = None
 ) -> tuple[Profile, list[AgencyView], Selection]:
-    profile = load_profile(case.profile)
+    profile = profile if profile is not None else load_profile(case.profile)
     rows = list(session.exec(select(Agency)))
     agencies = [AgencyView.of(a) for a in rows]
     lead = next((a.code for a in rows if a.id == case.lead_agency_id), None)  # after a transfer
@@ -68,14 +68,14 @@ def default_intermediary(case: Case, selection: Selection, agencies: list[Agency
 
 
 def describe_proposal(
-    case_id: int, conference_id: int
+    case_id: int, conference_id: int, profile: Profile | None = None
 ) -> tuple[str, str, list[dict[str, str | None]]]:
     """The proposal as a Markdown table with the rule for each, the default intermediary, and
     who represents each agency (last time's representative, by code, else none)."""
     with session_scope() as session:
         case = cases.get_case(session, case_id)
         conference = get_conference(session, conference_id)
-        profile, agencies, selection = _selection(session, case, conference)
+        profile, agencies, selection = _selection(session, case, conference, profile)
         rows = ["| agency | role | why |", "|---|---|---|"]
         for p in selection.proposals:
             rows.append(f"| `{p.agency_code}` | {p.role} | {p.rule} |")
@@ -181,7 +181,8 @@ def confirmed_list(
             at=at,
             detail=over_cap,
         )
-    last = last_representatives(session, case_id=case.id, before_cycle=conference.cycle)  # type: ignore[arg-type]
+    assert case.id is not None
+    last = last_representatives(session, case_id=case.id, before_cycle=conference.cycle)
     named = named_representatives(
         session,
         entries=[(e.agency, e.representative) for e in answer.representatives],

@@ -146,3 +146,51 @@ def test_apply_once_does_not_swallow_other_errors(database: str, step_key: str) 
     with session_scope(database) as session:
         assert ledger.recorded(session, key=step_key) is None
         assert ledger.refusals(session, step_key=step_key) == []
+
+
+def test_steps_reads_results_refusals_and_forgotten_forms_at_once(session: Session) -> None:
+    keys = {"test/ledger/s-preparation", "test/ledger/s-stakeholders", "test/ledger/s-decision"}
+    ledger.record(session, key="test/ledger/s-preparation", case_id=None, result={"id": 7})
+    ledger.record_forgotten(session, key="test/ledger/s-preparation")
+    ledger.record_forgotten(session, key="test/ledger/s-preparation")  # once per step
+    ledger.record_refusal(session, step_key="test/ledger/s-stakeholders", attempt=1, reason="b")
+    ledger.record_refusal(session, step_key="test/ledger/s-stakeholders", attempt=0, reason="a")
+    ledger.record(session, key="test/ledger/s-other", case_id=None, result={"id": 8})
+    session.expunge_all()
+
+    steps = ledger.steps(session, keys=keys)
+
+    assert steps.answered == {"test/ledger/s-preparation": {"id": 7}}
+    assert steps.refused == {"test/ledger/s-stakeholders": ["a", "b"]}
+    assert steps.forgotten == {"test/ledger/s-preparation"}
+    # The marker is a row of its own: the step's result stays the ids it wrote.
+    assert ledger.recorded(session, key="test/ledger/s-preparation") == {"id": 7}
+
+
+def test_a_replay_reads_the_ledger_once_and_again_after_a_write(
+    database: str, step_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tasks.steps.ledger_read_once`: one read for every step it covers; `ledger_changed()`
+    (what `ask()` calls after an apply or a refusal) makes the next look-up read again."""
+    from tasks import steps as step_reads
+
+    reads: list[frozenset[str]] = []
+    real = ledger.steps
+
+    def counted(session: Session, *, keys: Any) -> ledger.Steps:
+        reads.append(frozenset(keys))
+        return real(session, keys=keys)
+
+    monkeypatch.setattr(ledger, "steps", counted)
+    other = f"{step_key}-other"
+    with step_reads.ledger_read_once([step_key, other]):
+        assert step_reads.step_answered(step_key) is None
+        assert step_reads.step_refusals(other) == []
+        assert len(reads) == 1
+        apply_once(step_key=step_key, case_id=None, attempt=0, write=lambda s: {"n": 1})
+        assert step_reads.step_answered(step_key) is None  # the snapshot, until told
+        step_reads.ledger_changed()
+        assert step_reads.step_answered(step_key) == {"n": 1}
+        assert len(reads) == 2
+    assert step_reads.step_answered(step_key) == {"n": 1}  # outside: a read of its own
+    assert reads[-1] == {step_key}
