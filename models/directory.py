@@ -107,14 +107,14 @@ class AgencyEntry(_Strict):
 
 
 class Directory(_Strict):
-    """All agencies; agency codes and representative codes are each unique in the file."""
+    """All agencies; agency, representative and venue codes and channel tags are each unique in
+    the file."""
 
     agencies: list[AgencyEntry] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _unique_codes(self) -> "Directory":
         agency_at: dict[str, int] = {}
-        rep_at: dict[str, str] = {}
         for i, agency in enumerate(self.agencies):
             if agency.code in agency_at:
                 raise rule_error(
@@ -122,35 +122,25 @@ class Directory(_Strict):
                     f"'{agency.code}' is already used by agencies[{agency_at[agency.code]}]",
                 )
             agency_at[agency.code] = i
-            for j, rep in enumerate(agency.representatives):
-                here = f"agencies[{i}].representatives[{j}]"
-                if rep.code in rep_at:
-                    raise rule_error(
-                        f"{here}.code", f"'{rep.code}' is already used by {rep_at[rep.code]}"
-                    )
-                rep_at[rep.code] = here
-        tag_at: dict[str, str] = {}
-        for i, agency in enumerate(self.agencies):
-            for j, channel in enumerate(agency.channels):
-                here = f"agencies[{i}].channels[{j}]"
-                if channel.tag in tag_at:
-                    raise rule_error(
-                        f"{here}.tag", f"'{channel.tag}' is already used by {tag_at[channel.tag]}"
-                    )
-                tag_at[channel.tag] = here
-        venue_at: dict[str, str] = {}
-        for i, agency in enumerate(self.agencies):
-            for j, venue in enumerate(agency.venues):
-                here = f"agencies[{i}].venues[{j}]"
-                if venue.code in venue_at:
-                    raise rule_error(
-                        f"{here}.code", f"'{venue.code}' is already used by {venue_at[venue.code]}"
-                    )
-                venue_at[venue.code] = here
+        _unique_across(self.agencies, "representatives", "code")
+        _unique_across(self.agencies, "channels", "tag")
+        _unique_across(self.agencies, "venues", "code")
         return self
 
     def agency(self, code: str) -> AgencyEntry | None:
         return next((a for a in self.agencies if a.code == code), None)
+
+
+def _unique_across(agencies: list[AgencyEntry], part: str, key: str) -> None:
+    """Each `key` of the agencies' `part` entries is used once in the whole directory."""
+    used_at: dict[str, str] = {}
+    for i, agency in enumerate(agencies):
+        for j, entry in enumerate(getattr(agency, part)):
+            here = f"agencies[{i}].{part}[{j}]"
+            value = getattr(entry, key)
+            if value in used_at:
+                raise rule_error(f"{here}.{key}", f"'{value}' is already used by {used_at[value]}")
+            used_at[value] = here
 
 
 def _label_entries(message: str, data: dict[str, Any]) -> str:
