@@ -468,24 +468,29 @@ def delivery(session: Session, *, now: datetime) -> list[DeliveryRow]:
             else_=0,
         )
     )
-    kind = func.coalesce(col(Channel.kind), literal("hand-over"))
-    rows = session.exec(
-        select(Agency.code, kind, failed, retried)  # type: ignore[call-overload]
-        .join(Agency, col(Agency.id) == col(Notification.recipient_agency_id))
-        .outerjoin(Channel, col(Channel.tag) == col(Notification.channel))
+    # Grouped by the agency's and channel's ids, named after: no lookup per message.
+    recipient, channel = col(Notification.recipient_agency_id), col(Notification.channel)
+    counted = session.exec(
+        select(recipient, channel, failed, retried)  # type: ignore[call-overload]
         .where(
+            recipient.is_not(None),
             or_(
                 col(Notification.status) == NotificationStatus.failed,
                 and_(
                     col(Notification.attempts) > 1,
                     col(Notification.created_at) >= now - RETRY_WINDOW,
                 ),
-            )
+            ),
         )
-        .group_by(Agency.code, kind)
-        .order_by(Agency.code, kind)
+        .group_by(recipient, channel)
     ).all()
-    return [DeliveryRow(a, str(k), int(f or 0), int(r or 0)) for a, k, f, r in rows]
+    code_of = dict(session.exec(select(Agency.id, Agency.code)).all())
+    kind_of = {tag: str(kind) for tag, kind in session.exec(select(Channel.tag, Channel.kind))}
+    rows: dict[tuple[str, str], list[int]] = {}
+    for agency_id, tag, f, r in counted:
+        row = rows.setdefault((code_of[agency_id], kind_of.get(tag, "hand-over")), [0, 0])
+        row[0], row[1] = row[0] + int(f or 0), row[1] + int(r or 0)
+    return [DeliveryRow(a, k, f, r) for (a, k), (f, r) in sorted(rows.items())]
 
 
 # --- personnel continuity ----------------------------------------------------------------------
@@ -568,24 +573,26 @@ def _straddling(session: Session, *, since: datetime) -> dict[tuple[int, int], l
     before = [earliest]
     while before[-1] < month_of(since):
         before.append(add_months(before[-1], 1))
+    straddles = and_(
+        col(summary.first_month).in_(before),
+        col(summary.last_at) >= since,
+        col(summary.first_at) < since,
+    )
+    connection = session.connection()
     found: dict[tuple[int, int], list[int]] = {
-        pair: [0, 0, 0]
-        for pair in session.exec(
-            select(col(summary.case_id), col(summary.agency_id)).where(
-                col(summary.first_month).in_(before),
-                col(summary.last_at) >= since,
-                col(summary.first_at) < since,
-            )
+        (case_id, agency_id): [0, 0, 0]
+        for case_id, agency_id in connection.execute(
+            select(col(summary.case_id), col(summary.agency_id)).where(straddles)
         )
     }
     if not found:
         return {}
     person = col(Participant.representative_id)
-    for case_id, agency_id, rep, n in session.exec(
+    for case_id, agency_id, rep, n in connection.execute(
         select(col(Conference.case_id), col(Participant.agency_id), person, func.count())
         .join(Participant, col(Participant.conference_id) == col(Conference.id))
         .where(
-            col(Conference.case_id).in_({case_id for case_id, _ in found}),
+            col(Conference.case_id).in_(select(col(summary.case_id)).where(straddles)),
             col(Conference.created_at) >= since,
             col(Participant.role).not_in(NOT_PROFESSIONAL),
         )
@@ -763,21 +770,27 @@ def _repeat_referrals(session: Session, placed: _Bounds) -> list[set[int]]:
 def _days_to_first_conference(session: Session, placed: _Bounds) -> list[list[float]]:
     """Per quarter, the days from referral to each first conference held in it."""
     released = col(Conference.released_at)
-    firsts = session.exec(
-        select(  # type: ignore[call-overload]
-            placed.which(released), _raw(col(Case.created_at)), _raw(col(Conference.starts_at))
+    firsts = (
+        session.connection()
+        .execute(
+            select(  # type: ignore[call-overload]
+                placed.which(released), _raw(col(Case.created_at)), _raw(col(Conference.starts_at))
+            )
+            .join(Case, col(Case.id) == col(Conference.case_id))
+            .where(
+                placed.within(released),
+                col(Conference.cycle) == 1,
+                col(Conference.starts_at).is_not(None),
+            )
         )
-        .join(Case, col(Case.id) == col(Conference.case_id))
-        .where(
-            placed.within(released),
-            col(Conference.cycle) == 1,
-            col(Conference.starts_at).is_not(None),
-        )
-    ).all()
+        .all()
+    )
     days: list[list[float]] = [[] for _ in placed.bounds]
     for q, c, s in firsts:
         if s is not None:
-            started, referred = _aware(_as_datetime(s)), _aware(_as_datetime(c))
+            started, referred = _as_datetime(s), _as_datetime(c)
+            if (started.tzinfo is None) != (referred.tzinfo is None):  # both UTC, one naive
+                started, referred = _aware(started), _aware(referred)
             days[q].append((started - referred).total_seconds() / 86400)
     return days
 
