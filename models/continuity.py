@@ -9,9 +9,10 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert
+from sqlalchemy import Connection, bindparam, delete, false, insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -146,44 +147,55 @@ def month_of(moment: datetime) -> date:
 COUNTS = ("participations", "named", "same_person")
 
 
+@cache
+def _refresh_queries(every: bool) -> tuple[Any, Any, Any]:
+    """The participations, the summaries' counts by month and their deletion, for the cases
+    bound as `cases` (or every case)."""
+    summary = AgencyParticipation
+    query = participations()
+    old = select(  # type: ignore[call-overload]
+        col(summary.agency_id),
+        col(summary.first_month),
+        col(summary.participations),
+        col(summary.named),
+        col(summary.same_person),
+    )
+    if every:
+        return query, old.where(false()), delete(summary)
+    bound: Any = bindparam("cases", expanding=True)
+    return (
+        query.where(col(Conference.case_id).in_(bound)),
+        old.where(col(summary.case_id).in_(bound)),
+        delete(summary).where(col(summary.case_id).in_(bound)),
+    )
+
+
 def refresh_participation(connection: Connection, case_ids: Collection[int] | None) -> None:
     """Write `AgencyParticipation` afresh for `case_ids` (every case if None), and add what
-    changed to `AgencyParticipationMonth`."""
-    summary, months = AgencyParticipation, AgencyParticipationMonth
-    query, old = (
-        participations(),
-        select(
-            col(summary.agency_id),
-            col(summary.first_month),
-            *(getattr(summary, c) for c in COUNTS),
-        ),
-    )
-    if case_ids is not None:
-        query = query.where(col(Conference.case_id).in_(case_ids))
-        old = old.where(col(summary.case_id).in_(case_ids))
-    found = summarise(connection.execute(query))
+    changed to `AgencyParticipationMonth`. Its statements are built once: this runs at every
+    flush that touches a conference or a participant."""
+    query, old, gone = _refresh_queries(case_ids is None)
+    bound: dict[str, Any] = {} if case_ids is None else {"cases": list(case_ids)}
+    found = summarise(connection.execute(query, bound))
     change: dict[tuple[int, date], list[int]] = {}
-    for agency_id, month, *counts in connection.execute(old) if case_ids is not None else ():
+    for agency_id, month, *counts in connection.execute(old, bound):
         was = change.setdefault((agency_id, month), [0, 0, 0])
         change[(agency_id, month)] = [a - b for a, b in zip(was, counts, strict=True)]
     for (_, agency_id), row in found.items():
         was = change.setdefault((agency_id, row["first_month"]), [0, 0, 0])
         added = [row[c] for c in COUNTS]
         change[(agency_id, row["first_month"])] = [a + b for a, b in zip(was, added, strict=True)]
-    gone, gone_months = delete(summary), delete(months)
-    if case_ids is not None:
-        connection.execute(gone.where(col(summary.case_id).in_(case_ids)))
-    else:
-        connection.execute(gone)
-        connection.execute(gone_months)
+    connection.execute(gone, bound)
+    if case_ids is None:
+        connection.execute(delete(AgencyParticipationMonth))
     if found:
         connection.execute(
-            insert(summary),
+            insert(AgencyParticipation),
             [{"case_id": c, "agency_id": a, **row} for (c, a), row in found.items()],
         )
     add_counts(
         connection,
-        months,
+        AgencyParticipationMonth,
         [
             {"agency_id": a, "month": m, **dict(zip(COUNTS, n, strict=True))}
             for (a, m), n in sorted(change.items())
@@ -195,12 +207,14 @@ def refresh_participation(connection: Connection, case_ids: Collection[int] | No
 def add_counts(connection: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
     """Add `rows` to the counts of a tally `table` (its primary key, then counts), inserting the
     rows it does not hold yet: one statement, in key order (no deadlock between writers)."""
-    if not rows:
-        return
+    if rows:
+        connection.execute(_upsert(table, connection.dialect.name, tuple(rows[0])), rows)
+
+
+@cache
+def _upsert(table: Any, dialect: str, columns: tuple[str, ...]) -> Any:
     table = table.__table__
     keys = [c.name for c in table.primary_key.columns]
-    upsert = (postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert)(
-        table
-    )
-    counts = {c: table.c[c] + upsert.excluded[c] for c in rows[0] if c not in keys}
-    connection.execute(upsert.on_conflict_do_update(index_elements=keys, set_=counts), rows)
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+    counts = {c: table.c[c] + upsert.excluded[c] for c in columns if c not in keys}
+    return upsert.on_conflict_do_update(index_elements=keys, set_=counts)

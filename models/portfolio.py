@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from itertools import pairwise
 from statistics import median
 from typing import Any
@@ -133,23 +134,34 @@ def _conference_lead() -> Any:
     )
 
 
-def refresh_leads(session: OrmSession, case_ids: Collection[int] | None) -> None:
-    """Set `Case.conference_lead_agency_id` afresh for `case_ids` (every case if None), in the
-    database and on the cases this session holds."""
+@cache
+def _leads_query(every: bool) -> Any:
+    """(case id, its conference lead) of the cases bound as `cases`, or of every case."""
     query = select(col(Case.id), _conference_lead())  # type: ignore[call-overload]
-    if case_ids is not None:
-        query = query.where(col(Case.id).in_(case_ids))
-    connection = session.connection()
-    leads = connection.execute(query).all()
-    if not leads:
-        return
+    return query if every else query.where(col(Case.id).in_(bindparam("cases", expanding=True)))
+
+
+@cache
+def _set_lead() -> Any:
     cases = Case.__table__  # type: ignore[attr-defined]
-    connection.execute(
+    return (
         update(cases)
         .where(cases.c.id == bindparam("case"))
-        .values(conference_lead_agency_id=bindparam("lead")),
-        [{"case": case_id, "lead": lead} for case_id, lead in leads],
+        .values(conference_lead_agency_id=bindparam("lead"))
     )
+
+
+def refresh_leads(session: OrmSession, case_ids: Collection[int] | None) -> None:
+    """Set `Case.conference_lead_agency_id` afresh for `case_ids` (every case if None), in the
+    database and on the cases this session holds. Its statements are built once: this runs at
+    every flush that touches a conference or a participant."""
+    connection = session.connection()
+    leads = connection.execute(
+        _leads_query(case_ids is None), {} if case_ids is None else {"cases": list(case_ids)}
+    ).all()
+    if not leads:
+        return
+    connection.execute(_set_lead(), [{"case": case_id, "lead": lead} for case_id, lead in leads])
     for case_id, lead in leads:
         held = session.identity_map.get(identity_key(Case, case_id))
         if held is not None:
@@ -955,23 +967,34 @@ def stage_changes(case_row: Any, changes: list[Any]) -> Counter[tuple[date, str]
     return tally
 
 
-def stage_tallies(connection: Connection, case_ids: Collection[int] | None) -> Counter[Any]:
-    """What `case_ids` (every case if None) add up to, per quarter end and stage, as the
-    database holds them now (their rows locked until the transaction ends, where it can)."""
+@cache
+def _tallied_queries(every: bool) -> tuple[Any, Any]:
+    """The cases (bound as `cases`, or every case) and their stage changes in time order."""
     cases = select(  # type: ignore[call-overload]
         col(Case.id), col(Case.created_at), col(Case.closed_at), col(Case.status), col(Case.stage)
     )
     changes = select(
         StageChange.case_id, StageChange.at, StageChange.from_stage, StageChange.to_stage
     ).order_by(col(StageChange.case_id), col(StageChange.at), col(StageChange.id))
-    if case_ids is not None:
-        cases = cases.where(col(Case.id).in_(case_ids)).with_for_update()
-        changes = changes.where(col(StageChange.case_id).in_(case_ids))
+    if every:
+        return cases, changes
+    bound: Any = bindparam("cases", expanding=True)
+    return (
+        cases.where(col(Case.id).in_(bound)).with_for_update(),
+        changes.where(col(StageChange.case_id).in_(bound)),
+    )
+
+
+def stage_tallies(connection: Connection, case_ids: Collection[int] | None) -> Counter[Any]:
+    """What `case_ids` (every case if None) add up to, per quarter end and stage, as the
+    database holds them now (their rows locked until the transaction ends, where it can)."""
+    cases, changes = _tallied_queries(case_ids is None)
+    bound: dict[str, Any] = {} if case_ids is None else {"cases": list(case_ids)}
     history: dict[int, list[Any]] = {}
-    for case_id, *change in connection.execute(changes):
+    for case_id, *change in connection.execute(changes, bound):
         history.setdefault(case_id, []).append(change)
     total: Counter[Any] = Counter()
-    for case_id, *row in connection.execute(cases):
+    for case_id, *row in connection.execute(cases, bound):
         total.update(stage_changes(row, history.get(case_id, [])))
     return total
 
