@@ -413,7 +413,7 @@ def test_a_review_due_while_serving_is_down_runs_once_when_it_is_back(serving, d
         conference_type="security",
         starts_at=(datetime.now() + timedelta(days=10)).replace(hour=10, minute=0).isoformat(),
         time_zone=VIENNA,
-        location="Room 2",
+        location="jva-wien-room-2",
         acting_representative=REP,
     )
     walk.waits_at("stakeholders")

@@ -60,7 +60,7 @@ def test_withdrawn_consent_goes_on_as_security_and_tells_each_participant_once(
         conference_type="social_network",
         starts_at=starts_in(11),
         time_zone="Europe/Vienna",
-        location="Neustart Wien",
+        location="neustart-wien-room-3",
         acting_representative=REP,
     )
     walk.waits_at("consent")
