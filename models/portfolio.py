@@ -1,8 +1,10 @@
 """The managers' portfolio: every open case at a glance, from aggregate SQL over the record.
 
-Each figure is one grouped query, so the report's cost grows with the number of groups, not of
-cases. Lists (the waiting cases, the reviews) show the oldest `LIST_LIMIT` rows and say how many
-more there are. References, codes, dates and counts only: nothing a coordinator typed.
+Each figure is a grouped query over an index, or reads summaries kept on every write (a case's
+lead, continuity per case and agency, the stage tallies of past quarter ends: the last section
+of this module), so the report reads few rows per case. Lists (the waiting cases, the reviews)
+show the oldest `LIST_LIMIT` rows and say how many more there are. References, codes, dates
+and counts only: nothing a coordinator typed.
 """
 
 from collections import Counter
@@ -990,11 +992,12 @@ def stage_tallies(connection: Connection, case_ids: Collection[int] | None) -> C
     database holds them now (their rows locked until the transaction ends, where it can)."""
     cases, changes = _tallied_queries(case_ids is None)
     bound: dict[str, Any] = {} if case_ids is None else {"cases": list(case_ids)}
+    held = connection.execute(cases, bound).all()  # locked first, then their history read
     history: dict[int, list[Any]] = {}
     for case_id, *change in connection.execute(changes, bound):
         history.setdefault(case_id, []).append(change)
     total: Counter[Any] = Counter()
-    for case_id, *row in connection.execute(cases, bound):
+    for case_id, *row in held:
         total.update(stage_changes(row, history.get(case_id, [])))
     return total
 
