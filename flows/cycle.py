@@ -188,7 +188,7 @@ def _confirm_and_invite(case: CaseView, case_id: int, conference_id: int, profil
     )
     if not _consent_holds(case, case_id, conference_id, profile, Phase.invitation):
         return False
-    if not invitations_queued(conference_id):  # a replay finds them queued: no task
+    if not invitations_queued(case_id, conference_id):  # a replay finds them queued: no task
         invite(case_id, conference_id)
     deliver_messages(case_id, case.reference)
     return True

@@ -5,14 +5,14 @@ from datetime import datetime
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models import cases, choices, consent
 from models.audit import audit
 from models.conference import get_conference
 from models.continuity import continuity, continuity_table
 from models.database import session_scope
-from models.fallback import was_invited
+from models.fallback import INVITED_EVENTS
 from models.forms import Choice, Stakeholders
 from models.participants import (
     last_representatives,
@@ -32,7 +32,7 @@ from models.stakeholders import (
     core_cap_warning,
     propose_participants,
 )
-from models.tables import Agency, Case, Conference, Representative
+from models.tables import Agency, Case, Conference, Notification, Representative
 from models.vocabulary import AgencyKind, ConferenceType, ConsentScope, Need, Stage
 from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
 
@@ -95,11 +95,17 @@ def describe_proposal(
         return text, default_intermediary(case, selection, agencies), representatives
 
 
-def invitations_queued(conference_id: int) -> bool:
+def invitations_queued(case_id: int, conference_id: int) -> bool:
     """Whether the conference's invitations are in the outbox (`invite` done: it queues every
-    participant's in one transaction)."""
+    participant's in one transaction). `models.fallback.was_invited`'s question, asked through
+    the case's index: every replay asks it, and the outbox holds every case's messages."""
     with session_scope() as session:
-        return was_invited(session, conference_id=conference_id)
+        query = select(Notification.id).where(
+            Notification.case_id == case_id,
+            Notification.conference_id == conference_id,
+            col(Notification.event).in_(INVITED_EVENTS),
+        )
+        return session.exec(query.limit(1)).first() is not None
 
 
 def stakeholder_choices(case_id: int, conference_id: int) -> dict[str, list[Choice]]:
