@@ -6,8 +6,8 @@ This bench does exactly that in fresh subprocesses, alternating between the work
 snapshot of `--before` (default: the commit before message, calendar, template and mail
 libraries were made lazy), REPEAT times each after one warm-up (which also writes bytecode), and
 reports per variant the median of: the whole process (start to exit), Prefect's engine imports,
-and loading caseconf's flow modules; and which of apprise, icalendar, jinja2, aiosmtpd the
-process held. Run: `python -m bench imports [--before REV] [--repeat N]`.
+and loading caseconf's flow modules, also by layer (`LAYERS`); and which of apprise, icalendar,
+jinja2, aiosmtpd the process held. Run: `python -m bench imports [--before REV] [--repeat N]`.
 """
 
 from __future__ import annotations
@@ -29,18 +29,36 @@ BEFORE = "a3dc5f3"  # the last commit that imported them at module level
 REPEAT = 15
 HEAVY = ("apprise", "icalendar", "jinja2", "aiosmtpd", "models.messaging.mail_plugin")
 
+# Where the flow's load goes, layer by layer, each imported ahead of what needs it: SQLAlchemy
+# and sqlmodel; the SQL dialects `models/tables.py` makes SQLAlchemy load (a dialect-specific
+# keyword such as `postgresql_where` loads that dialect's package); the tables; the forms (the
+# flow's parameter models); and the rest of caseconf with the flow objects themselves.
+LAYERS = ("sqlalchemy", "dialects", "tables", "forms", "rest")
 PROBE = f"""
 import json, sys, time
 HEAVY = {HEAVY!r}
 t0 = time.perf_counter()
 import prefect.engine, prefect.flow_engine
 t1 = time.perf_counter()
+import sqlalchemy.orm, sqlmodel
+t2 = time.perf_counter()
+import sqlalchemy.dialects.postgresql, sqlalchemy.dialects.sqlite
+t3 = time.perf_counter()
+import models.tables
+t4 = time.perf_counter()
+import models.forms
+t5 = time.perf_counter()
 from prefect.flows import load_flow_from_entrypoint
 load_flow_from_entrypoint("flows/lifecycle.py:case_lifecycle")
-t2 = time.perf_counter()
+t6 = time.perf_counter()
 print(json.dumps({{
     "prefect": t1 - t0,
-    "caseconf": t2 - t1,
+    "caseconf": t6 - t1,
+    "sqlalchemy": t2 - t1,
+    "dialects": t3 - t2,
+    "tables": t4 - t3,
+    "forms": t5 - t4,
+    "rest": t6 - t5,
     "held": [m for m in HEAVY if m in sys.modules],
     "file": sys.modules["flows.cycle"].__file__,
 }}))
@@ -103,6 +121,10 @@ def main(argv: list[str] | None = None) -> None:
             + f"  {held}"
         )
     saved = median("before", "process") - median("now", "process")
+    print(f"  the caseconf modules by layer (ms): {'':<6}" + "".join(f"{p:>11}" for p in LAYERS))
+    for name in trees:
+        label = f"{name} ({args.before})" if name == "before" else name
+        print(f"  {label:<42}" + "".join(f"{median(name, p) * 1000:11.0f}" for p in LAYERS))
     print(
         f"  saved per resume: {saved * 1000:.0f} ms of the process; ratio now/before: process "
         f"{median('now', 'process') / median('before', 'process'):.2f}, caseconf modules "
