@@ -26,6 +26,7 @@ from models.messaging.channels import DeliveryError, Outgoing, Transport
 from models.messaging.delivery import compose
 from models.messaging.outbox import failures, mark_failed, pending, requeue_failed, send_one
 from models.participants import record_participants
+from models.portfolio import rebuild_summaries
 from models.release import release
 from models.stakeholders import Proposal
 from models.tables import (
@@ -463,6 +464,8 @@ def committed(mail: MailCatcher) -> Iterator[tuple[str, int, Transport]]:
             delete(InformationItem).where(col(InformationItem.conference_id).in_(conferences))
         )  # type: ignore[call-overload]
         session.exec(delete(Conference).where(col(Conference.case_id) == case_id))  # type: ignore[call-overload]
+        # Bulk deletes pass the ORM by: the portfolio's summaries are written afresh after them.
+        rebuild_summaries(session)
         # The case and its audit events stay (the audit log is append-only); closing it keeps
         # sweeps over open cases from picking it up.
         case = session.get(Case, case_id)

@@ -838,15 +838,17 @@ def assert_summaries_match_the_record(session: Session, case_ids: list[int]) -> 
 
 def stages_by_definition(session: Session, case_ids: list[int], at: datetime) -> Counter:
     """The cases open at `at` by their stage then, as `stage_at` defines it (None: not known)."""
-    alive = session.exec(
-        select(stage_at(at), func.count())
+    # Grouped outside: PostgreSQL does not group by an expression holding correlated subqueries.
+    stages = (
+        select(stage_at(at).label("stage"))
         .where(
             col(Case.id).in_(case_ids),
             col(Case.created_at) <= at,
             or_(col(Case.closed_at).is_(None), col(Case.closed_at) > at),
         )
-        .group_by(stage_at(at))
-    ).all()
+        .subquery()
+    )
+    alive = session.exec(select(stages.c.stage, func.count()).group_by(stages.c.stage)).all()
     return Counter({stage: n for stage, n in alive})
 
 
