@@ -15,13 +15,14 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv install migrate load run test lint format bench faults lock clean
+.PHONY: help venv install migrate load run test lint format map bench faults lock clean
 
 help:
 	@echo "make run      install, migrate, load demo data, start Prefect (UI on http://127.0.0.1:4200), serve flows"
 	@echo "make test     install, then run pytest (PYTEST_ARGS passed through; TEST_WORKERS=1 for one process)"
 	@echo "make lint     ruff check, ruff format --check, mypy"
 	@echo "make format   ruff format, ruff check --fix"
+	@echo "make map      write docs/architecture.md's module map from the modules' docstrings"
 	@echo "make migrate  bring caseconf's database to the newest revision"
 	@echo "make load     load the demo profile(s) and agency directory"
 	@echo "make bench    run bench/: invitations, history (BENCH_ARGS=\"history --rounds 3\" for one)"
@@ -72,6 +73,10 @@ test: $(STAMP)
 	  echo "make test: PostgreSQL pass on $$CASECONF_TEST_DATABASE_URL"; \
 	  $(BIN)/pytest -m "database and not flow" $(PYTEST_ARGS); \
 	fi
+
+# docs/architecture.md's module map, from each module's docstring (a test checks it is current).
+map: $(STAMP)
+	$(BIN)/python -m tests.module_map --write
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

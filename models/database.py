@@ -1,4 +1,5 @@
-"""Engine and sessions for caseconf's database; migrations are Alembic's (`alembic upgrade head`)."""
+"""Engine and sessions for caseconf's database, and `saved_id` (a saved row's id as an int);
+migrations are Alembic's (`alembic upgrade head`)."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager

@@ -33,3 +33,12 @@ def test_every_module_named_in_the_map_exists() -> None:
 def test_every_module_of_the_code_is_named_in_the_map() -> None:
     named = set(_PATH.findall(_module_map()))
     assert sorted(_modules_in_tree() - named) == []
+
+
+def test_the_module_map_is_made_from_the_tree() -> None:
+    """The map is what `make map` writes from the modules' own docstrings: a module added,
+    removed or described anew shows here until the map is made again."""
+    from tests.module_map import module_map, written_map
+
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert written_map(text) == module_map().strip(), "run `make map`"
