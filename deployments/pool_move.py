@@ -37,6 +37,7 @@ from prefect.states import Cancelled
 from sqlmodel import select
 
 from deployments.production import POOL
+from deployments.recovery import recover_cases
 from models.database import session_scope
 from models.tables import Case, Review
 from models.vocabulary import CaseStatus, ReviewStatus
@@ -107,8 +108,6 @@ def _replace(client: SyncPrefectClient, old: FlowRun, start: Callable[[], str]) 
 
 def move_to_workers() -> Moved:
     """Replace every served run that waits (form or schedule) with one on the pool."""
-    from deployments.recovery import recover_cases
-
     moved = Moved()
     with get_client(sync_client=True) as client:
         _check_ready(client)
