@@ -49,14 +49,6 @@ def _acting() -> Any:
     )
 
 
-def _case_reference() -> Any:
-    return Field(
-        description="The case's pseudonymous reference, e.g. CASE-2026-0042.",
-        pattern=REFERENCE_PATTERN,
-        max_length=32,
-    )
-
-
 class Referral(BaseModel):
     """The parameters of `case-lifecycle/referral`: nothing here identifies the person."""
 
@@ -287,22 +279,28 @@ class Decision(BaseModel):
     acting_representative: str = _acting()
 
 
-class Closure(BaseModel):
-    """The parameters of `case-close/close`."""
+class CaseParameters(BaseModel):
+    """What every deployment that acts on an existing case is given first: its reference."""
 
     model_config = FORM_CONFIG
 
-    case_reference: str = _case_reference()
+    case_reference: str = Field(
+        description="The case's pseudonymous reference, e.g. CASE-2026-0042.",
+        pattern=REFERENCE_PATTERN,
+        max_length=32,
+    )
+
+
+class Closure(CaseParameters):
+    """The parameters of `case-close/close`."""
+
     reason: ClosureReason = Field(description="Why the case closes.")
     acting_representative: str = _acting()
 
 
-class Reschedule(BaseModel):
+class Reschedule(CaseParameters):
     """The parameters of `case-conference/reschedule`."""
 
-    model_config = FORM_CONFIG
-
-    case_reference: str = _case_reference()
     starts_at: datetime = Field(
         description="The new start. A time without an offset is read in the time zone below."
     )
@@ -315,12 +313,9 @@ class Reschedule(BaseModel):
     acting_representative: str = _acting()
 
 
-class Handover(BaseModel):
+class Handover(CaseParameters):
     """The parameters of `case-handover/record`."""
 
-    model_config = FORM_CONFIG
-
-    case_reference: str = _case_reference()
     handed_to: HandoverRole = Field(description="Whom the intermediary handed the invitation to.")
     relation: Relation | None = Field(
         default=None,
@@ -330,21 +325,15 @@ class Handover(BaseModel):
     acting_representative: str = _acting()
 
 
-class ConsentWithdrawal(BaseModel):
+class ConsentWithdrawal(CaseParameters):
     """The parameters of `case-consent/withdraw`: no reason is asked, none is given."""
 
-    model_config = FORM_CONFIG
-
-    case_reference: str = _case_reference()
     acting_representative: str = _acting()
 
 
-class StageMove(BaseModel):
+class StageMove(CaseParameters):
     """The parameters of `case-stage/move`: a move along the continuum, or a new release date."""
 
-    model_config = FORM_CONFIG
-
-    case_reference: str = _case_reference()
     to_stage: Stage = Field(
         description="The stage the case moves to: pre_trial -> custody or post_release; custody "
         "-> pre_release (with the release date); pre_release -> post_release (released); "
@@ -364,12 +353,9 @@ class StageMove(BaseModel):
     acting_representative: str = _acting()
 
 
-class Transfer(BaseModel):
+class Transfer(CaseParameters):
     """The parameters of `case-transfer/transfer`: another area or lead; the history stays."""
 
-    model_config = FORM_CONFIG
-
-    case_reference: str = _case_reference()
     area: str | None = Field(
         default=None,
         description="The area the case goes to, as the agency directory names it (e.g. Wien).",
@@ -399,12 +385,9 @@ ALL_FORMS: tuple[type[BaseModel], ...] = (
 )
 
 
-class ReviewChange(BaseModel):
+class ReviewChange(CaseParameters):
     """The parameters of `case-review-plan/change`: move or cancel a case's scheduled review."""
 
-    model_config = FORM_CONFIG
-
-    case_reference: str = _case_reference()
     action: ReviewChangeKind = Field(
         description="move: the review takes place on the date below instead (also schedules a "
         "review again after a cancellation); cancel: the case has no next review until a move."
