@@ -120,6 +120,7 @@ def _prepare(case: CaseView, case_id: int, profile: Profile) -> int:
 
     key = step_key(case, "preparation")
     prepared = ask(
+        case_id=case_id,
         step_key=key,
         form=Preparation,
         description=(
@@ -151,6 +152,7 @@ def _confirm_and_invite(case: CaseView, case_id: int, conference_id: int, profil
     ):
         key = step_key(case, "consent")
         ask(
+            case_id=case_id,
             step_key=key,
             form=Consent,
             description=(
@@ -169,6 +171,7 @@ def _confirm_and_invite(case: CaseView, case_id: int, conference_id: int, profil
     proposal, intermediary, representatives = describe_proposal(case_id, conference_id, profile)
     key = step_key(case, "stakeholders")
     ask(
+        case_id=case_id,
         step_key=key,
         form=Stakeholders,
         description=(
@@ -269,6 +272,7 @@ def _after_consent_stopped(case: CaseView, case_id: int, conference_id: int) -> 
     """Ask what follows a refused or withdrawn consent; False when the case closed."""
     key = step_key(case, "consent-refused")
     answered = ask(
+        case_id=case_id,
         step_key=key,
         form=ConsentRefused,
         description=(
@@ -295,6 +299,7 @@ def _confirm_security_list(case: CaseView, case_id: int, conference_id: int) -> 
         return
     table, representatives = describe_security_list(case_id, conference_id)
     ask(
+        case_id=case_id,
         step_key=key,
         form=Stakeholders,
         description=(
@@ -320,6 +325,7 @@ def _confirm_security_list(case: CaseView, case_id: int, conference_id: int) -> 
 def _review_actions(case: CaseView, case_id: int) -> None:
     key = step_key(case, "action-review")
     ask(
+        case_id=case_id,
         step_key=key,
         form=ActionReview,
         description=(
@@ -335,6 +341,7 @@ def _review_actions(case: CaseView, case_id: int) -> None:
 def _family_only(case: CaseView, case_id: int, conference_id: int) -> None:
     key = step_key(case, "family-only")
     ask(
+        case_id=case_id,
         step_key=key,
         form=FamilyPlan,
         description=(
@@ -352,6 +359,7 @@ def _family_only(case: CaseView, case_id: int, conference_id: int) -> None:
 def _information(case: CaseView, case_id: int, conference_id: int) -> None:
     key = step_key(case, "information")
     ask(
+        case_id=case_id,
         step_key=key,
         form=Information,
         description=(
@@ -388,6 +396,7 @@ def _decision(case: CaseView, case_id: int, conference_id: int, profile: Profile
         )
     key = step_key(case, "decision")
     decided = ask(
+        case_id=case_id,
         step_key=key,
         form=Decision,
         description=(

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prefect import get_run_logger
+from prefect.futures import PrefectFuture, wait
 
 from flows.steps import F
 from flows.steps import ask as ask_step
@@ -17,6 +18,7 @@ from tasks.runs import relabel_open_runs
 
 def ask(
     *,
+    case_id: int,
     step_key: str,
     form: type[F],
     description: str,
@@ -24,23 +26,20 @@ def ask(
     defaults: dict[str, Any] | None = None,
     choices: Choices | Callable[[], Choices] | None = None,
 ) -> dict[str, Any]:
-    """`flows.steps.ask`; an accepted answer refreshes the case's timeline (a replay, which
-    answers from the ledger, does not)."""
+    """`flows.steps.ask`; an accepted answer refreshes the case's timeline and its runs' tags
+    (a replay, which answers from the ledger, does not)."""
+    views: list[PrefectFuture[Any]] = []
 
     def apply_and_tell(answer: F, attempt: int) -> StepOutcome:
         outcome = apply(answer, attempt)
         if outcome.result is not None:
-            # Both are views: failing to refresh them must not fail the case's run.
-            told = refresh_timeline(step_key, return_state=True)
-            case_id = told.result(raise_on_failure=False) if told.is_completed() else None
+            # Both views at once, while the step's forms are forgotten (Prefect API calls all).
             # Never from cache: the same case id asks again after each step (a lead confirmed).
             retag = relabel_open_runs.with_options(cache_policy=CHECK, persist_result=False)
-            tagged = retag(case_id, return_state=True) if case_id else None
-            if not told.is_completed() or (tagged is not None and not tagged.is_completed()):
-                get_run_logger().warning("%s: timeline or tags not refreshed.", step_key)
+            views.extend([refresh_timeline.submit(step_key), retag.submit(case_id)])
         return outcome
 
-    return ask_step(
+    answered = ask_step(
         step_key=step_key,
         form=form,
         description=description,
@@ -48,3 +47,9 @@ def ask(
         defaults=defaults,
         choices=choices,
     )
+    if views:
+        wait(views)
+        # Views: failing to refresh them must not fail the case's run.
+        if not all(future.state.is_completed() for future in views):
+            get_run_logger().warning("%s: timeline or tags not refreshed.", step_key)
+    return answered
