@@ -1,17 +1,19 @@
 """The agency directory: agencies, their kinds and representatives, as validated YAML data.
 
 `load_directory` reads and validates the file (`DirectoryError` names the file, the entry and the
-reason); `sync_directory` brings the Agency and Representative tables in line with it.
+reason); `sync_directory` brings the agency, representative, channel and venue tables in line
+with it.
 """
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlmodel import Session, select
 
+from models.database import saved_id
 from models.profile import SLUG, describe_errors, read_yaml_mapping, rule_error
 from models.tables import Agency, Channel, Representative, Venue
 from models.vocabulary import AgencyKind, ChannelKind, Classification
@@ -177,101 +179,90 @@ def load_directory(path: Path | None = None) -> Directory:
 
 
 def sync_directory(session: Session, directory: Directory) -> None:
-    """Upsert agencies and representatives by code; those gone from the file become inactive.
+    """Upsert agencies, representatives, channels and venues; those gone from the file become
+    inactive.
 
     Works inside the caller's transaction (it flushes, never commits), so a failure leaves
     the tables as they were once the caller's `session_scope` rolls back.
     """
-    agencies = {a.code: a for a in session.exec(select(Agency)).all()}
-    listed = {entry.code for entry in directory.agencies}
-    for entry in directory.agencies:
-        row = agencies.get(entry.code)
-        if row is None:
-            row = Agency(code=entry.code, name=entry.name)
-            agencies[entry.code] = row
-        row.name = entry.name
-        row.kinds = [str(kind) for kind in entry.kinds]
-        row.time_zone = entry.time_zone
-        row.language = entry.language
-        row.area = entry.area
-        row.scope = entry.scope
-        row.clearance = entry.clearance
+    agencies = _upsert(
+        session,
+        Agency,
+        "code",
+        {
+            entry.code: {
+                "name": entry.name,
+                "kinds": [str(kind) for kind in entry.kinds],
+                "time_zone": entry.time_zone,
+                "language": entry.language,
+                "area": entry.area,
+                "scope": entry.scope,
+                "clearance": entry.clearance,
+            }
+            for entry in directory.agencies
+        },
+    )
+    agency_ids = {entry.code: saved_id(agencies[entry.code]) for entry in directory.agencies}
+    _upsert(
+        session,
+        Representative,
+        "code",
+        {
+            rep.code: {"agency_id": agency_ids[entry.code], "name": rep.name}
+            for entry in directory.agencies
+            for rep in entry.representatives
+        },
+    )
+    _upsert(
+        session,
+        Channel,
+        "tag",
+        {
+            channel.tag: {
+                "agency_id": agency_ids[entry.code],
+                "kind": channel.kind,
+                "clearance": channel.clearance,
+            }
+            for entry in directory.agencies
+            for channel in entry.channels
+        },
+    )
+    # A venue gone from the file becomes inactive; a conference keeps the label it was given.
+    _upsert(
+        session,
+        Venue,
+        "code",
+        {
+            venue.code: {"agency_id": agency_ids[entry.code], "label": venue.label}
+            for entry in directory.agencies
+            for venue in entry.venues
+        },
+    )
+
+
+Synced = TypeVar("Synced", Agency, Representative, Channel, Venue)
+
+
+def _upsert(
+    session: Session, table: type[Synced], key: str, listed: dict[str, dict[str, Any]]
+) -> dict[str, Synced]:
+    """Rows of `table` by `key`: each listed one gets its values and is active, every other
+    becomes inactive (rows are never deleted: the record refers to them). Flushes, so new rows
+    have their ids; returns every row by key."""
+    rows = {getattr(row, key): row for row in session.exec(select(table)).all()}
+    for code, values in listed.items():
+        row = rows.get(code) or table(**{key: code, **values})
+        for name, value in values.items():
+            setattr(row, name, value)
         row.active = True
+        rows[code] = row
         session.add(row)
-    for code, row in agencies.items():
+    for code, row in rows.items():
         if code not in listed and row.active:
             row.active = False
             session.add(row)
-    session.flush()  # gives new agencies their ids
-
-    reps = {r.code: r for r in session.exec(select(Representative)).all()}
-    listed_reps: set[str] = set()
-    for entry in directory.agencies:
-        agency_id = agencies[entry.code].id
-        assert agency_id is not None
-        for rep_entry in entry.representatives:
-            listed_reps.add(rep_entry.code)
-            rep = reps.get(rep_entry.code)
-            if rep is None:
-                rep = Representative(code=rep_entry.code, agency_id=agency_id, name=rep_entry.name)
-                reps[rep_entry.code] = rep
-            rep.agency_id = agency_id
-            rep.name = rep_entry.name
-            rep.active = True
-            session.add(rep)
-    for code, rep in reps.items():
-        if code not in listed_reps and rep.active:
-            rep.active = False
-            session.add(rep)
     session.flush()
-
-    channels = {c.tag: c for c in session.exec(select(Channel)).all()}
-    listed_tags: set[str] = set()
-    for entry in directory.agencies:
-        for channel_entry in entry.channels:
-            listed_tags.add(channel_entry.tag)
-            agency_id = agencies[entry.code].id
-            assert agency_id is not None
-            channel = channels.get(channel_entry.tag) or Channel(
-                tag=channel_entry.tag, agency_id=agency_id, kind=channel_entry.kind
-            )
-            channel.agency_id = agency_id
-            channel.kind = channel_entry.kind
-            channel.clearance = channel_entry.clearance
-            channel.active = True
-            channels[channel_entry.tag] = channel
-            session.add(channel)
-    for tag, channel in channels.items():
-        if tag not in listed_tags and channel.active:
-            channel.active = False
-            session.add(channel)
-    session.flush()
-    _sync_venues(session, directory, {code: row.id for code, row in agencies.items()})
-
-
-def _sync_venues(session: Session, directory: Directory, agency_ids: dict[str, int | None]) -> None:
-    """Upsert venues by code; those gone from the file become inactive (a conference keeps the
-    label it was given)."""
-    venues = {v.code: v for v in session.exec(select(Venue)).all()}
-    listed: set[str] = set()
-    for entry in directory.agencies:
-        agency_id = agency_ids[entry.code]
-        assert agency_id is not None
-        for venue_entry in entry.venues:
-            listed.add(venue_entry.code)
-            venue = venues.get(venue_entry.code) or Venue(
-                code=venue_entry.code, agency_id=agency_id, label=venue_entry.label
-            )
-            venue.agency_id = agency_id
-            venue.label = venue_entry.label
-            venue.active = True
-            venues[venue_entry.code] = venue
-            session.add(venue)
-    for code, venue in venues.items():
-        if code not in listed and venue.active:
-            venue.active = False
-            session.add(venue)
-    session.flush()
+    return rows
 
 
 def channel_tags(directory: Directory) -> set[str]:
