@@ -28,7 +28,7 @@ REP = "neustart-wien-1"  # and their own representative code
 @pytest.fixture
 def tab(browser: Any) -> Any:  # noqa: F811
     """A tall page, so that a whole form fits in the Resume dialog for its screenshot."""
-    context = browser.new_context(viewport={"width": 1280, "height": 2200})
+    context = browser.new_context(viewport={"width": 1280, "height": 3600})
     context.set_default_timeout(30_000)
     try:
         yield context.new_page()
