@@ -42,6 +42,8 @@ class PrefectServer:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_RUNNER_POLL_FREQUENCY": "1",
             "PREFECT_LOGGING_LEVEL": "INFO",
+            # A 503 (SQLite busy) is logged with its cause in server.log.
+            "PREFECT_SERVER_LOG_RETRYABLE_ERRORS": "true",
             "PYTHONUNBUFFERED": "1",
         }
 

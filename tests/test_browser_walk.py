@@ -76,6 +76,19 @@ def add_item(scope: Any, label: str) -> Any:
     return block.locator("xpath=.//*[@aria-label='Drag to reorder']/..").last
 
 
+def press(tab: Any, button: Any, endpoint: str) -> Any:
+    """Press `button` and return the response of the request to `endpoint` it sends. A 503 is
+    Prefect's SQLite busy for a moment (its own client retries those; the UI shows a toast and
+    keeps the form): press again, as the person would."""
+    for _ in range(4):
+        with tab.expect_response(lambda r: r.url.endswith(endpoint)) as sent:
+            button.click()
+        if sent.value.status != 503:
+            break
+        tab.wait_for_timeout(1500)
+    return sent.value
+
+
 class Coordinator:
     """One person at the browser, walking one case."""
 
@@ -94,10 +107,9 @@ class Coordinator:
         choose(form, "Referring Agency", AGENCY)
         choose(form, "Stage", stage)
         self.shot("referral-run")
-        with tab.expect_response(lambda r: r.url.endswith("/create_flow_run")) as created:
-            tab.get_by_role("button", name="Submit").click()
-        assert created.value.ok, created.value.text()
-        self.walk = Walk(created.value.json()["id"])
+        created = press(tab, tab.get_by_role("button", name="Submit"), "/create_flow_run")
+        assert created.ok, ("referral", created.status, created.text())
+        self.walk = Walk(created.json()["id"])
         return self.walk
 
     def form(self, step: str, attempt: int = 0) -> Any:
@@ -121,13 +133,8 @@ class Coordinator:
         """Sign with the coordinator's own code, screenshot the filled form, press Resume."""
         choose(dialog, "Acting Representative", REP)
         self.shot(name, dialog)
-        for _ in range(3):
-            with self.tab.expect_response(lambda r: r.url.endswith("/resume")) as sent:
-                dialog.get_by_role("button", name="Resume", exact=True).click()
-            if sent.value.status != 503:  # Prefect's SQLite busy for a moment: press again
-                break
-            self.tab.wait_for_timeout(1000)
-        assert sent.value.ok, (name, sent.value.status, sent.value.text())
+        sent = press(self.tab, dialog.get_by_role("button", name="Resume", exact=True), "/resume")
+        assert sent.ok, (name, sent.status, sent.text())
         dialog.wait_for(state="hidden")
 
     def shot(self, name: str, element: Any = None) -> None:
