@@ -9,6 +9,7 @@ from prefect.deployments.runner import RunnerDeployment
 
 from deployments.parameters import with_parameter_choices
 from deployments.recovery import reconcile_reviews, recover_cases
+from deployments.warm_start import serve_warm
 from flows.close import case_close
 from flows.coordination import record_handover, reschedule_conference, withdraw_consent_flow
 from flows.lifecycle import case_lifecycle
@@ -121,7 +122,11 @@ def main() -> None:
     recover_cases()
     # Nothing else runs yet: a run cancelled by hand needs no time to settle.
     reconcile_reviews(settle=timedelta(0))
-    serve(*deployments(), pause_on_shutdown=False, limit=settings.serve_limit, **poll())
+    runner = {"pause_on_shutdown": False, "limit": settings.serve_limit, **poll()}
+    if settings.warm_start:
+        serve_warm(deployments(), FLOWS, **runner)
+    else:
+        serve(*deployments(), **runner)
 
 
 if __name__ == "__main__":
