@@ -15,12 +15,14 @@ referral -> preparation -> stakeholders -> information -> decision.
 
 Prints the medians and the ratio caseconf/bare of the median resume-to-next-form times. Exits
 non-zero only on errors, never on a slow ratio. About 40 s to start and a minute a round.
-Run: `python -m bench steps [--rounds N] [--keep]`.
+caseconf's runs start warm (deployments/warm_start.py) unless `--cold`; the bare flow's always
+start as Prefect's `serve` starts them. Run: `python -m bench steps [--rounds N] [--keep] [--cold]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import tempfile
@@ -192,9 +194,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench steps")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"default {ROUNDS}")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="serve caseconf with CASECONF_WARM_START=false: each run imports Prefect and the "
+        "flows again, as the bare flow's (Prefect's own serve) does",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    # The serving processes inherit this environment; only caseconf's reads the setting.
+    os.environ["CASECONF_WARM_START"] = "false" if args.cold else "true"
 
     from deployments.mailcatcher import ChatCatcher, MailCatcher, free_port
 
@@ -223,7 +233,8 @@ def main(argv: list[str] | None = None) -> None:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             caseconf.start()
             bare.start()
-            print(f"steps: bare and caseconf serving; {args.rounds} round(s)", flush=True)
+            start = "cold, as Prefect's serve" if args.cold else "warm (forkserver)"
+            print(f"steps: bare and caseconf ({start}) serving; {args.rounds} round(s)", flush=True)
             samples = measure(bare, caseconf, args.rounds)
         print(report(samples, args.rounds))
         ok = True
