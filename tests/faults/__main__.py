@@ -1,12 +1,15 @@
 """`make faults`: inject every fault, fuzz the forms, write docs/reliability.md.
 
     python -m tests.faults [--kinds security social_network] [--limit N] [--fuzz-examples N]
+                           [--jobs N]
 
 Starts its own world (SQLite database, Prefect server, SMTP catcher, chat receiver, serving
 process with the crash hook), walks a crash-free cycle of each conference type, then one cycle
 per task boundary with a SIGKILL there (`tests/faults/harness.py`); runs the form fuzzing with
 more examples (`tests/test_fuzz_forms.py`) and the hostile answers through the real API
-(`tests/test_hostile_api.py`). Its last line:
+(`tests/test_hostile_api.py`). With `--jobs 2` (the default) the two conference types' crashes
+run at the same time, each in a world of its own (a child `python -m tests.faults`). Its last
+line:
 
     faults: <N> injected, <L> lost, <D> duplicated effects, <R> duplicate deliveries,
     <F> fuzzed answers, <U> unclear refusals, <K> leaks
@@ -15,6 +18,7 @@ more examples (`tests/test_fuzz_forms.py`) and the hostile answers through the r
 import argparse
 import json
 import os
+import pickle
 import subprocess
 import sys
 import tempfile
@@ -280,6 +284,31 @@ def write_report(
     return last
 
 
+def crashes_side_by_side(
+    tmp: Path, kinds: list[str], limit: int | None
+) -> tuple[list, dict[str, int]]:
+    """Each type's crashes in a child `python -m tests.faults` with a world of its own, all at
+    once (a walk waits on Prefect much of its time); their results, in the order of `kinds`."""
+    children = []
+    for kind in kinds:
+        out = tmp / f"crashes-{kind}.pickle"
+        command = [sys.executable, "-m", "tests.faults", "--kinds", kind, "--crashes-to", str(out)]
+        if limit is not None:
+            command += ["--limit", str(limit)]
+        children.append((kind, out, subprocess.Popen(command, cwd=ROOT)))
+    results: list = []
+    boundaries: dict[str, int] = {}
+    for kind, out, child in children:
+        if child.wait() != 0 or not out.exists():
+            raise SystemExit(
+                f"faults: the {kind} crashes stopped with exit code {child.returncode}"
+            )
+        kind_results, kind_boundaries = pickle.loads(out.read_bytes())
+        results += kind_results
+        boundaries.update(kind_boundaries)
+    return results, boundaries
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.faults")
     parser.add_argument("--kinds", nargs="+", default=["security", "social_network"])
@@ -287,11 +316,22 @@ def main() -> None:
         "--limit", type=int, default=None, help="boundaries per type, spread (default: all)"
     )
     parser.add_argument("--fuzz-examples", type=int, default=100)
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="conference types crashed at once (default 2)"
+    )
+    parser.add_argument("--crashes-to", type=Path, help=argparse.SUPPRESS)  # a child's results
     args = parser.parse_args()
     began = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="caseconf-faults-"))
-    _world(tmp)
-    results, boundaries = run_crashes(tmp, args.kinds, args.limit)
+    if args.crashes_to:
+        _world(tmp)
+        args.crashes_to.write_bytes(pickle.dumps(run_crashes(tmp, args.kinds, args.limit)))
+        return
+    if args.jobs > 1 and len(args.kinds) > 1:
+        results, boundaries = crashes_side_by_side(tmp, args.kinds, args.limit)
+    else:
+        _world(tmp)
+        results, boundaries = run_crashes(tmp, args.kinds, args.limit)
     scenarios = []
     for what, arguments, injected in SCENARIOS:
         code, _ = run_pytest(tmp, arguments)
