@@ -21,8 +21,9 @@ from tests.prefect_harness import Serving
 
 pytestmark = pytest.mark.flow
 
-#: Invitations queued but not yet sent (make faults covers every other boundary).
-POINTS = ("after:invite",)
+#: Invitations queued but not yet sent, and the first message just delivered, its outbox entry
+#: updated, the others not yet sent (make faults covers every other boundary).
+POINTS = ("after:invite#1", "after:deliver#1")
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +81,10 @@ def test_the_prefect_server_killed_mid_step_loses_and_doubles_nothing(
     """The case's run kills the Prefect server right after the information step committed;
     the server is back five seconds later on the same port and database."""
     walked, points = baseline
-    assert "after:record_information" in points
+    assert "after:record_information#1" in points
     result = inject_server_kill(
         "security",
-        "after:record_information",
+        "after:record_information#1",
         server=prefect_server,
         faults_dir=hooked,
         baseline=walked,

@@ -365,11 +365,16 @@ def compare(baseline: dict[str, Counter[Any]], walked: dict[str, Counter[Any]]) 
 
 
 def crash_points(trace: Path) -> list[str]:
-    """Every task boundary the crash-free walk passed, in order, each once."""
-    seen: dict[str, None] = {}
+    """Every task boundary the crash-free walk passed, in order: before and after each task run,
+    as `<point>#<n>`, the n-th time the walk passed that point (a step's forms are forgotten,
+    and a message delivered, many times a cycle: each time is a boundary of its own)."""
+    passed: Counter[str] = Counter()
+    points = []
     for line in trace.read_text().splitlines():
-        seen.setdefault(line.strip(), None)
-    return [p for p in seen if p]
+        if point := line.strip():
+            passed[point] += 1
+            points.append(f"{point}#{passed[point]}")
+    return points
 
 
 @dataclass

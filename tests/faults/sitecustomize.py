@@ -2,8 +2,11 @@
 
 Why this way: production code stays as it is. This module is found only when the serving
 process is started with `tests/faults` on PYTHONPATH (the harness does that); every flow-run
-process the runner starts inherits that environment and so this hook. It wraps `Task.__call__`
-(tasks a flow calls directly; `.map`/`.submit` are not wrapped) and, in the case flows only:
+process the runner starts inherits that environment and so this hook (a run forked from serve's
+forkserver inherits it from the forkserver, which imported it at its own start). It wraps
+`prefect.task_engine.run_task_sync`, through which every task run passes: tasks a flow calls,
+and tasks it submits or maps (the timeline, the run labels, every message's delivery, each on
+a thread of its own). In the case flows only, it:
 
 - appends each boundary it passes (`before:<task>` / `after:<task>`) to `$CASECONF_FAULTS_DIR/trace`;
 - if `$CASECONF_FAULTS_DIR/crash_at` names this boundary (`after:prepare`, optionally `#n` for
@@ -22,16 +25,19 @@ def _install() -> None:
     if not folder:
         return
     import signal
+    import threading
     from pathlib import Path
 
     try:
-        from prefect.tasks import Task
+        import prefect.task_engine as engine
     except Exception:  # not a Prefect process after all
         return
 
     control = Path(folder)
     case_flows = {"case-lifecycle", "case-review"}
-    original = Task.__call__
+    original = engine.run_task_sync
+    # Mapped tasks pass the same boundary on several threads at once: count one at a time.
+    passing = threading.Lock()
 
     def boundary(point: str) -> None:
         try:
@@ -41,6 +47,10 @@ def _install() -> None:
                 return
         except Exception:
             return
+        with passing:
+            _pass(point)
+
+    def _pass(point: str) -> None:
         trace = control / "trace"
         with open(trace, "a") as out:
             out.write(point + "\n")
@@ -62,13 +72,15 @@ def _install() -> None:
                 return
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        boundary(f"before:{self.name}")
-        result = original(self, *args, **kwargs)
-        boundary(f"after:{self.name}")
+    def run_task_sync(*args, **kwargs):  # type: ignore[no-untyped-def]
+        task = kwargs["task"] if "task" in kwargs else args[0]
+        boundary(f"before:{task.name}")
+        result = original(*args, **kwargs)
+        boundary(f"after:{task.name}")
         return result
 
-    Task.__call__ = __call__  # type: ignore[method-assign]
+    # Prefect looks it up on the module at each call (run_task, the task runners' submit).
+    engine.run_task_sync = run_task_sync
 
 
 _install()
