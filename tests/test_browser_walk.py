@@ -25,10 +25,16 @@ AGENCY = "neustart-wien"  # the coordinator's own agency
 REP = "neustart-wien-1"  # and their own representative code
 
 
+#: A person's window while they fill in a form, and a page tall enough that a whole form fits in
+#: the Resume dialog (80% of the page's height) for its screenshot. Chromium paints without a
+#: GPU here: a page this tall all the time made each click on the larger forms take seconds.
+WINDOW = {"width": 1280, "height": 1000}
+TALL = {"width": 1280, "height": 3600}
+
+
 @pytest.fixture
 def tab(browser: Any) -> Any:  # noqa: F811
-    """A tall page, so that a whole form fits in the Resume dialog for its screenshot."""
-    context = browser.new_context(viewport={"width": 1280, "height": 3600})
+    context = browser.new_context(viewport=WINDOW)
     context.set_default_timeout(30_000)
     try:
         yield context.new_page()
@@ -138,10 +144,15 @@ class Coordinator:
         dialog.wait_for(state="hidden")
 
     def shot(self, name: str, element: Any = None) -> None:
+        """The page, or the dialog with its whole form, as docs/screenshots/coordinator-*.png."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = str(SCREENSHOTS / f"coordinator-{self.shots}{name}.png")
-        # Animations off: on a loaded machine a sliding dialog is never "stable" in time.
-        (element or self.tab).screenshot(path=path, animations="disabled", timeout=60_000)
+        self.tab.set_viewport_size(TALL)
+        try:
+            # Animations off: on a loaded machine a sliding dialog is never "stable" in time.
+            (element or self.tab).screenshot(path=path, animations="disabled", timeout=60_000)
+        finally:
+            self.tab.set_viewport_size(WINDOW)
 
 
 def review_scheduled(reference: str) -> bool:
