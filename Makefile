@@ -63,12 +63,13 @@ run: load
 # Everything on SQLite first; then, when CASECONF_TEST_DATABASE_URL names a PostgreSQL database,
 # the database tests again on it (marked `database`; the whole-case walks, marked `flow`, run on
 # SQLite only: they are CPU-bound and the suite must stay under 10 minutes on 2 cores).
-# The SQLite pass runs on TEST_WORKERS processes (pytest-xdist, work stealing): whole-case walks
-# spend much of their time waiting for Prefect, so two workers keep both cores busy.
+# The SQLite pass runs on TEST_WORKERS processes (pytest-xdist): whole-case walks spend much of
+# their time waiting for Prefect, so two workers keep both cores busy. Tests are handed out one at
+# a time, the longest first (tests/conftest.py), so both workers finish together.
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
-	env -u CASECONF_TEST_DATABASE_URL $(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --durations=15 $(PYTEST_ARGS)
+	env -u CASECONF_TEST_DATABASE_URL $(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations=15 $(PYTEST_ARGS)
 	@if [ -n "$${CASECONF_TEST_DATABASE_URL:-}" ]; then \
 	  echo "make test: PostgreSQL pass on $$CASECONF_TEST_DATABASE_URL"; \
 	  $(BIN)/pytest -m "database and not flow" $(PYTEST_ARGS); \
