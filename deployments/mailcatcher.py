@@ -141,20 +141,23 @@ class MailCatcher:
 
 
 class ChatCatcher:
-    """A local chat webhook receiver: keeps every POST body (and writes it to `folder`)."""
+    """A local chat webhook receiver: keeps every POST body (and writes it to `folder`), and
+    beside it the request's `Idempotency-Key` (None without one)."""
 
     def __init__(self, host: str, port: int, folder: Path | None = None) -> None:
         self.host, self.port, self.folder = host, port, folder
         self.received: list[bytes] = []
+        self.keys: list[str | None] = []
         self._server: ThreadingHTTPServer | None = None
 
     def start(self) -> "ChatCatcher":
-        received, folder = self.received, self.folder
+        received, keys, folder = self.received, self.keys, self.folder
         counter = itertools.count(1)
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                keys.append(self.headers.get("Idempotency-Key"))
                 received.append(body)
                 if folder is not None:
                     folder.mkdir(parents=True, exist_ok=True)

@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import col, select
 
-from deployments.mailcatcher import MailCatcher
+from deployments.mailcatcher import ChatCatcher, MailCatcher
 from models.cases import close_case, refer_case
 from models.conference import open_conference
 from models.database import session_scope
 from models.invitations import queue_invitations
 from models.messaging.channels import Transport
-from models.messaging.mail_plugin import build_message, message_id_for
+from models.messaging.mail_plugin import build_message, message_digest, message_id_for
 from models.messaging.outbox import send_one
 from models.participants import record_participants
 from models.stakeholders import Proposal
@@ -76,6 +76,7 @@ def invited(database: str, mail: MailCatcher) -> Iterator[tuple[str, int, Transp
             proposals=[
                 Proposal("dsn", Role.lead, "test: lead"),
                 Proposal("jva-wien", Role.core, "test: core"),
+                Proposal("neustart-wien", Role.core, "test: core with a chat channel"),
             ],
             client_and_family=False,
             family_involved=False,
@@ -141,6 +142,53 @@ def test_a_row_sent_again_after_a_crash_is_the_same_message(
         str(event_again["UID"]),
         int(event_again["SEQUENCE"]),
     )
+
+
+def test_a_chat_message_sent_again_carries_the_same_idempotency_key(
+    mail: MailCatcher, invited: tuple[str, int, Transport]
+) -> None:
+    reference, case_id, transport = invited
+    chat = ChatCatcher("127.0.0.1", mail.chat_port).start()  # type: ignore[attr-defined]
+    try:
+        with session_scope() as session:
+            row = session.exec(
+                select(Notification)
+                .where(
+                    Notification.case_id == case_id,
+                    Notification.channel == "neustart-wien-chat",
+                )
+                .order_by(col(Notification.id))
+            ).first()
+            assert row is not None and row.id is not None, "no chat message queued"
+            row_id, key = row.id, row.key
+
+        def send() -> NotificationStatus:
+            return send_one(
+                row_id,
+                transport=transport,
+                mail_from=MAIL_FROM,
+                duration=timedelta(minutes=90),
+                now=NOW,
+            )
+
+        assert send() == NotificationStatus.sent
+        with session_scope() as session:  # the crash: the outbox update was lost
+            lost = session.get(Notification, row_id)
+            assert lost is not None
+            lost.status, lost.sent_at = NotificationStatus.queued, None
+            session.add(lost)
+        assert send() == NotificationStatus.sent
+        posted = [
+            (k, body)
+            for k, body in zip(chat.keys, chat.received, strict=True)
+            if reference.encode() in body
+        ]
+    finally:
+        chat.stop()
+    (first_key, first), (again_key, again) = posted
+    assert first == again
+    assert first_key == again_key == message_digest(key)
+    assert reference not in first_key  # a hash of the key, not the key
 
 
 def test_each_outbox_row_has_its_own_message_id(

@@ -11,7 +11,7 @@ import logging
 import mimetypes
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,6 +244,31 @@ class Outgoing:
     attachments: tuple[tuple[str, bytes], ...] = ()
 
 
+class _WithIdempotencyKey(Mapping[str, str]):
+    """A JSON webhook's extra headers, plus `Idempotency-Key` while an outbox row is sent: the
+    row's digest, as in its e-mail's Message-ID, so a receiver recognises a message sent again
+    after a crash between its acceptance and the outbox update. Read at each send, from the
+    sending context (Apprise shares one plugin object between the sending threads)."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._headers = dict(headers)
+
+    def _now(self) -> dict[str, str]:
+        key = mail_plugin.sending_key()
+        if key is None:
+            return self._headers
+        return {**self._headers, "Idempotency-Key": mail_plugin.message_digest(key)}
+
+    def __getitem__(self, name: str) -> str:
+        return self._now()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._now())
+
+    def __len__(self) -> int:
+        return len(self._now())
+
+
 class Transport:
     """Sends Outgoing messages through the URLs of a validated Apprise config.
 
@@ -304,6 +329,11 @@ class Transport:
                 # Only the entries carrying the tag are parsed; Apprise still does the matching.
                 sender.add(self.channels.apprise_config(tag))
                 len(sender)  # parse now, under the lock, not in concurrent sends
+                from apprise.plugins.custom_json import NotifyJSON
+
+                for server in sender:
+                    if isinstance(server, NotifyJSON):
+                        server.headers = _WithIdempotencyKey(server.headers)  # type: ignore[assignment]
                 self._senders[tag] = sender
             return sender
 

@@ -80,15 +80,26 @@ def sending(outbox_key: str) -> Iterator[None]:
         _OUTBOX_KEY.reset(token)
 
 
+def sending_key() -> str | None:
+    """The outbox key of the message being sent in this context, if any."""
+    return _OUTBOX_KEY.get()
+
+
+def message_digest(outbox_key: str) -> str:
+    """A message's identity on every channel, the same on every send: a hash, so the key's parts
+    (reference, event, recipient) stay out of headers."""
+    return hashlib.sha256(outbox_key.encode()).hexdigest()[:32]
+
+
 def message_id_for(outbox_key: str, *, sender: str) -> str:
     """The Message-ID of an outbox row, the same on every send (RFC 5322 section 3.6.4).
 
     Delivery is at least once: a crash between the SMTP server's acceptance and the outbox
     update sends the row again, and the recipient's mail system recognises the copy by it.
-    A hash, so the key's parts (reference, event, recipient) stay out of the header.
     """
-    digest = hashlib.sha256(outbox_key.encode()).hexdigest()[:32]
-    return f"<{digest}.caseconf@{sender.rpartition('@')[2] or 'caseconf.invalid'}>"
+    return (
+        f"<{message_digest(outbox_key)}.caseconf@{sender.rpartition('@')[2] or 'caseconf.invalid'}>"
+    )
 
 
 def build_message(

@@ -7,7 +7,8 @@ serving process keeps running; the runner itself survives a flow-run process tha
 when the run died before the case existed, refers the person again. What the walk left (rows,
 outbox, messages received) is compared with a crash-free walk: what is missing is lost, what
 is there more often is a duplicated effect, and the same message received twice (one
-Message-ID) is a duplicate delivery: at least once, recognisably the same.
+Message-ID, or for a chat message one Idempotency-Key) is a duplicate delivery: at least once,
+recognisably the same.
 """
 
 import os
@@ -324,11 +325,18 @@ def left_behind(
     )
     state["message copies"] = Counter({k: v - 1 for k, v in by_id.items() if v > 1})
     if chat is not None:
-        state["chat"] = Counter(
-            _plain(body.decode(errors="replace"), reference)
-            for body in chat.received
+        # A chat message sent again carries the same Idempotency-Key: a copy, as for e-mail.
+        posted = [
+            (key, body)
+            for key, body in zip(chat.keys, chat.received, strict=True)
             if reference.encode() in body
+        ]
+        by_key: Counter[str | None] = Counter(key for key, _ in posted if key is not None)
+        once = [b for k, b in posted if k is None] + list(
+            {k: b for k, b in reversed(posted) if k is not None}.values()
         )
+        state["chat"] = Counter(_plain(b.decode(errors="replace"), reference) for b in once)
+        state["chat copies"] = Counter({k: v - 1 for k, v in by_key.items() if v > 1})
     return state
 
 
@@ -352,7 +360,7 @@ def compare(baseline: dict[str, Counter[Any]], walked: dict[str, Counter[Any]]) 
     lost = duplicated = 0
     detail: list[str] = []
     for part, expected in baseline.items():
-        if part == "message copies":
+        if part in ("message copies", "chat copies"):
             continue
         got = walked.get(part, Counter())
         missing, extra = expected - got, got - expected
@@ -360,7 +368,9 @@ def compare(baseline: dict[str, Counter[Any]], walked: dict[str, Counter[Any]]) 
         duplicated += sum(extra.values())
         detail += [f"{part}: missing {k!r} x{v}" for k, v in missing.items()]
         detail += [f"{part}: extra {k!r} x{v}" for k, v in extra.items()]
-    copies = sum(walked.get("message copies", Counter()).values())
+    copies = sum(walked.get("message copies", Counter()).values()) + sum(
+        walked.get("chat copies", Counter()).values()
+    )
     return Compared(lost, duplicated, copies, detail)
 
 
