@@ -63,10 +63,11 @@ run: load
 # Everything on SQLite first; then, when CASECONF_TEST_DATABASE_URL names a PostgreSQL database,
 # the database tests again on it (marked `database`; the whole-case walks, marked `flow`, run on
 # SQLite only: they are CPU-bound and the suite must stay under 10 minutes on 2 cores).
-# The SQLite pass runs on TEST_WORKERS processes (pytest-xdist): whole-case walks spend much of
-# their time waiting for Prefect, so two workers keep both cores busy. Tests are handed out one at
-# a time, the longest first (tests/conftest.py), so both workers finish together.
-TEST_WORKERS ?= 2
+# The SQLite pass runs on TEST_WORKERS processes (pytest-xdist): since runs start warm, a
+# whole-case walk spends most of its time waiting for Prefect (two workers kept 2 cores about 40%
+# busy), so three share 2 cores. Tests are handed out one at a time, the longest first
+# (tests/conftest.py), so the workers finish together.
+TEST_WORKERS ?= 3
 
 test: $(STAMP)
 	env -u CASECONF_TEST_DATABASE_URL $(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations=15 $(PYTEST_ARGS)
