@@ -215,10 +215,36 @@ def names_a_field(verdict: Verdict, schema: dict[str, Any], payload: Any) -> boo
     return any(re.search(rf"\b{re.escape(n)}\b", verdict.reason) for n in names)
 
 
-def leaks(verdict: Verdict, payload: Any) -> set[str]:
+def offered(schema: dict[str, Any]) -> set[str]:
+    """What the form itself shows: every choice (enum and const values) and every field name.
+    A refusal may name these; they are not what a person typed."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for value in node.get("enum", []):
+                found.add(str(value))
+            if "const" in node:
+                found.add(str(node["const"]))
+            found.update(node.get("properties", {}))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(inline(schema))
+    return found
+
+
+def leaks(verdict: Verdict, payload: Any, schema: dict[str, Any] | None = None) -> set[str]:
     """What the refusal repeats of the answer. The server's own refusal goes back only to the
     person who typed it; caseconf's refusals are stored (description, log, state) and must not
-    repeat it."""
+    repeat it. A choice the form offered is not typed text: a refusal may name the choice (and
+    the field `not_done_reason` contains the status `not_done`)."""
     if verdict.stage not in ("form", "rule") or verdict.reason is None:
         return set()
-    return {typed for typed in typed_strings(payload) if typed in verdict.reason}
+    shown = offered(schema) if schema is not None else set()
+    return {
+        typed for typed in typed_strings(payload) if typed in verdict.reason and typed not in shown
+    }

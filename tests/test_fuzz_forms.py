@@ -81,7 +81,7 @@ def check(verdict: Verdict, schema: dict[str, Any], payload: Any) -> None:
     if verdict.stage == "accepted":
         return
     clear = names_a_field(verdict, schema, payload)
-    leaked = leaks(verdict, payload)
+    leaked = leaks(verdict, payload, schema)
     TALLY["unclear"] += not clear
     TALLY["leaks"] += bool(leaked)
     assert clear, f"{verdict.stage} refusal names no field: {verdict.reason!r}"
