@@ -29,18 +29,10 @@ from prefect.exceptions import TerminationSignal
 from prefect.flows import _display_serve_start_message
 from prefect.runner import Runner
 
-#: What the forkserver imports once: the flows, and the message, calendar and template
-#: libraries a run imports only when it sends (a run that sends pays nothing for them either).
+#: What the forkserver imports besides the served flows' modules: the message, calendar and
+#: template libraries a run imports only when it sends (a run that sends pays nothing for them).
 PRELOAD = [
     "prefect.flow_engine",
-    "flows.lifecycle",
-    "flows.review",
-    "flows.close",
-    "flows.coordination",
-    "flows.notifications",
-    "flows.portfolio",
-    "flows.review_plan",
-    "flows.stage",
     "models.messaging.channels",
     "models.messaging.messages",
     "models.messaging.calendar",
@@ -62,7 +54,7 @@ class _Multiprocessing(ModuleType):
         return getattr(multiprocessing, name)
 
 
-def start_runs_warm(preload: list[str] = PRELOAD) -> None:
+def start_runs_warm(preload: list[str]) -> None:
     """From now on, this process starts in-memory flows' runs from a forkserver that imported
     `preload` (Prefect's own start asks `multiprocessing` for "spawn")."""
     context = multiprocessing.get_context("forkserver")
@@ -75,7 +67,7 @@ def serve_warm(
 ) -> None:
     """`prefect.serve(*deployments, **runner)`, with each deployment's flow held by the runner so
     that its runs start from the forkserver."""
-    start_runs_warm()
+    start_runs_warm([*PRELOAD, *sorted({flow.fn.__module__ for flow in flows.values()})])
     served = Runner(**runner)
     for deployment in deployments:
         deployment_id = cast(UUID, served.add_deployment(deployment))  # sync: a UUID

@@ -94,6 +94,21 @@ def invited(database: str, mail: MailCatcher) -> Iterator[tuple[str, int, Transp
         )
 
 
+def send(row_id: int, transport: Transport) -> NotificationStatus:
+    return send_one(
+        row_id, transport=transport, mail_from=MAIL_FROM, duration=timedelta(minutes=90), now=NOW
+    )
+
+
+def lose_outbox_update(row_id: int) -> None:
+    """What a crash after the channel took the message leaves: the row still queued."""
+    with session_scope() as session:
+        lost = session.get(Notification, row_id)
+        assert lost is not None
+        lost.status, lost.sent_at = NotificationStatus.queued, None
+        session.add(lost)
+
+
 def received(mail: MailCatcher, reference: str, since: int) -> list[Message]:
     return [m for m in mail.messages()[since:] if reference in str(m["Subject"])]
 
@@ -112,24 +127,12 @@ def test_a_row_sent_again_after_a_crash_is_the_same_message(
         row_id, key = row.id, row.key
     assert row_id is not None
 
-    def send() -> NotificationStatus:
-        return send_one(
-            row_id,
-            transport=transport,
-            mail_from=MAIL_FROM,
-            duration=timedelta(minutes=90),
-            now=NOW,
-        )
-
-    assert send() == NotificationStatus.sent
+    assert send(row_id, transport) == NotificationStatus.sent
     # The crash: the SMTP server accepted the message, the outbox update was lost.
-    with session_scope() as session:
-        lost = session.get(Notification, row_id)
-        assert lost is not None
-        lost.status, lost.sent_at = NotificationStatus.queued, None
-        session.add(lost)
-    assert send() == NotificationStatus.sent
-    assert send() == NotificationStatus.sent  # marked sent now: nothing goes out a third time
+    lose_outbox_update(row_id)
+    assert send(row_id, transport) == NotificationStatus.sent
+    # Marked sent now: nothing goes out a third time.
+    assert send(row_id, transport) == NotificationStatus.sent
 
     first, again = received(mail, reference, since)
     assert first["Message-ID"] == again["Message-ID"] == message_id_for(key, sender=MAIL_FROM)
@@ -162,22 +165,9 @@ def test_a_chat_message_sent_again_carries_the_same_idempotency_key(
             assert row is not None and row.id is not None, "no chat message queued"
             row_id, key = row.id, row.key
 
-        def send() -> NotificationStatus:
-            return send_one(
-                row_id,
-                transport=transport,
-                mail_from=MAIL_FROM,
-                duration=timedelta(minutes=90),
-                now=NOW,
-            )
-
-        assert send() == NotificationStatus.sent
-        with session_scope() as session:  # the crash: the outbox update was lost
-            lost = session.get(Notification, row_id)
-            assert lost is not None
-            lost.status, lost.sent_at = NotificationStatus.queued, None
-            session.add(lost)
-        assert send() == NotificationStatus.sent
+        assert send(row_id, transport) == NotificationStatus.sent
+        lose_outbox_update(row_id)  # the crash: the webhook took the post, the update was lost
+        assert send(row_id, transport) == NotificationStatus.sent
         posted = [
             (k, body)
             for k, body in zip(chat.keys, chat.received, strict=True)
