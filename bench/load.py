@@ -1,7 +1,7 @@
 """Load: the sweep over many open cases, and many cases driven at once on the embedded default.
 
     python -m bench load sweep [--cases 1000]
-    python -m bench load cases [--cases 200]
+    python -m bench load cases [--cases 200] [--waiting 1000] [--rest SECONDS]
 
 `sweep`: N open cases (each a conference in two days, one action due in three) written into a
 fresh SQLite database; the sweep's queueing (`queue_due_notices`) is timed over them against a
@@ -11,11 +11,13 @@ the steady state (the same sweep again 10 minutes later: nothing new). CPU time 
 memory of this process are shown.
 
 `cases`: a Prefect server and `python -m deployments serve` (temporary folders, SQLite, loopback
-mail), then N referrals started at once through `case-lifecycle/referral` and their first form
-answered at once; time from start until every run waits at the next form, per case, against one
-case alone in the same execution. While all N wait, the serving process's child processes are
-counted (waiting holds none; the warm start's forkserver is not a run's) and its memory is read
-from /proc. Exits non-zero only on errors.
+mail), then N referrals started at once through `case-lifecycle/referral` and each answered to
+the third form (two resumes); time and CPU (serve's and the server's, with their children) from
+start until every run waits there, per case, against one case alone in the same execution. Then
+at rest: flow-run processes (waiting holds none; the warm start's forkserver is not a run's),
+CPU over a quiet spell and memory, with the N cases waiting and again with `--waiting` in all
+(the rest made through the API as review runs waiting at a form); last, one case driven with all
+of them waiting, against one alone. Exits non-zero only on errors.
 """
 
 from __future__ import annotations
@@ -187,7 +189,51 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def cases_bench(cases: int) -> None:
+def _tree(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo += _children(found[-1])
+    return found
+
+
+def _tree_usage(pid: int) -> tuple[float, float]:
+    """(CPU seconds, resident MB) of a process and its descendants, counting the CPU of the
+    children they have already reaped (a finished flow run's, through the forkserver)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = rss = 0.0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            rss += _rss_mb(p)
+        except OSError:
+            continue
+        cpu += sum(int(f) for f in fields[11:15]) / ticks
+    return cpu, rss
+
+
+def _make_waiting(count: int, prefix: str) -> float:
+    """`count` review runs waiting at a form, made through the API (as a case at a form, not
+    walked: a walk is seconds per step); returns seconds taken."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Suspended
+
+    began = time.perf_counter()
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("case-review/review")
+        for n in range(count):
+            reference = f"{prefix}-{n:05d}"
+            # Created suspended: a run created Scheduled would be started by serve.
+            client.create_flow_run_from_deployment(
+                deployment.id,
+                parameters={"case_reference": reference, "cycle": 1},
+                tags=[f"case:{reference}", "caseconf"],
+                state=Suspended(pause_key=f"{reference}-c1-preparation-0"),
+            )
+    return time.perf_counter() - began
+
+
+def cases_bench(cases: int, waiting: int, rest: float) -> None:
     from prefect.client.schemas.objects import StateType
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -216,18 +262,33 @@ def cases_bench(cases: int) -> None:
         "location": "jva-wien-room-2",
         "acting_representative": "neustart-wien-1",
     }
-    waiting = {StateType.PAUSED}
+    waiting_states = {StateType.PAUSED}
+    drives: list[tuple[str, int, float, float, int]] = []
+    rests: list[tuple[int, float, float, float, int, float]] = []
+    made = 0.0
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             serving.start()
-            assert serving.process is not None
-            idle = len(_run_processes(serving.process.pid))
+            assert serving.process is not None and server.process is not None
+            pids = (serving.process.pid, server.process.pid)
+            idle = len(_run_processes(pids[0]))
 
-            def drive(n: int) -> tuple[float, int, float]:
-                began = time.perf_counter()
+            def cpu() -> float:
+                return sum(_tree_usage(pid)[0] for pid in pids)
+
+            def runs_at_rest() -> int:
+                # A suspended run's process exits a moment after its log says so: settle.
+                deadline = time.monotonic() + 60
+                while len(_run_processes(pids[0])) > idle and time.monotonic() < deadline:
+                    time.sleep(1)
+                return len(_run_processes(pids[0]))
+
+            def drive(label: str, n: int) -> None:
+                """n referrals at once, each answered to the third form (stakeholders)."""
+                began, used = time.perf_counter(), cpu()
                 walks = [Walk.refer("neustart-wien") for _ in range(n)]
                 for walk in walks:
-                    wait_for(walk.run_id, waiting, timeout=60 + 10 * n)
+                    wait_for(walk.run_id, waiting_states, timeout=60 + 10 * n)
                 for walk in walks:
                     walk.answer(
                         file_number=f"LOAD-{uuid.uuid4().hex[:8]}",
@@ -235,47 +296,87 @@ def cases_bench(cases: int) -> None:
                         acting_representative="neustart-wien-1",
                     )
                 for walk in walks:
+                    wait_for(walk.run_id, waiting_states, timeout=60 + 10 * n)
                     walk.waits_at("preparation")
                 for walk in walks:
                     walk.answer(**preparation)
                 for walk in walks:
+                    wait_for(walk.run_id, waiting_states, timeout=60 + 10 * n)
                     walk.waits_at("stakeholders")
-                seconds = time.perf_counter() - began
+                seconds, used = time.perf_counter() - began, cpu() - used
                 for walk in walks:
                     serving.idle(walk.run_id, timeout=120)
-                assert serving.process is not None
-                # A suspended run's process exits a moment after its log says so: settle.
-                deadline = time.monotonic() + 60
-                while len(_run_processes(serving.process.pid)) > idle:
-                    if time.monotonic() > deadline:
-                        break
-                    time.sleep(1)
-                runs = len(_run_processes(serving.process.pid))
-                return seconds, runs, _rss_mb(serving.process.pid)
+                drives.append((label, n, seconds, used, runs_at_rest()))
 
-            one = drive(1)
-            many = drive(cases)
+            def at_rest(total: int) -> None:
+                """CPU and memory of serve and the server over `rest` quiet seconds."""
+                runs = runs_at_rest()
+                used = cpu()
+                time.sleep(rest)
+                used = cpu() - used
+                serve_mb, server_mb = (_tree_usage(pid)[1] for pid in pids)
+                rests.append((total, used, serve_mb, server_mb, runs, rest))
+
+            drive("warm-up", 1)  # the forkserver's first run and the server's caches
+            drives.clear()
+            drive("one alone", 1)
+            drive("at once", cases)
+            at_rest(cases + 1)
+            if waiting > cases + 1:
+                made = _make_waiting(waiting - cases - 1, "REST")
+                at_rest(waiting)
+                drive(f"one, with {waiting} waiting", 1)
     finally:
         serving.stop()
         server.stop()
         mail.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"bench load cases: {cases} cases at once against one alone (serve limit 8)")
     print(
-        "| cases | to the third form s | per case s | flow-run processes at rest | serve RSS MB |"
+        f"bench load cases: {cases} cases at once against one alone, then {waiting} waiting "
+        "(serve limit 8, warm start; CPU is serve's and the Prefect server's, with their "
+        "children)"
     )
+    print("| referrals | cases | to the third form s | per case s | CPU s | CPU s per case |")
+    print("|---|---|---|---|---|---|")
+    for label, n, seconds, used, _ in drives:
+        print(
+            f"| {label} | {n} | {seconds:.1f} | {seconds / n:.2f} | {used:.1f} | {used / n:.2f} |"
+        )
+    print()
+    print("| waiting cases | flow-run processes | CPU over the rest | serve MB | server MB |")
     print("|---|---|---|---|---|")
-    for n, (s, kids, rss) in ((1, one), (cases, many)):
-        print(f"| {n} | {s:.1f} | {s / n:.2f} | {kids} (idle {idle}) | {rss:.0f} |")
-    print(f"bench load cases: per-case ratio {many[0] / cases / one[0]:.2f}")
+    for total, used, serve_mb, server_mb, runs, seconds in rests:
+        print(
+            f"| {total} | {runs} (idle serve: {idle}) | {100 * used / seconds:.1f} % of a core "
+            f"over {seconds:.0f} s | {serve_mb:.0f} | {server_mb:.0f} |"
+        )
+    if made:
+        print(
+            f"\n({waiting - cases - 1} of the waiting runs made through the API in {made:.0f} s.)"
+        )
+    one, many = drives[0], drives[1]
+    print(
+        f"bench load cases: per-case ratio {cases} at once vs one: {many[2] / cases / one[2]:.2f}"
+    )
+    if len(drives) > 2:
+        print(
+            f"bench load cases: one case with {waiting} waiting vs alone: "
+            f"{drives[2][2] / one[2]:.2f}"
+        )
 
 
 def main(args: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench load")
     parser.add_argument("what", choices=["sweep", "cases"])
     parser.add_argument("--cases", type=int, default=None)
+    parser.add_argument(
+        "--waiting", type=int, default=1000, help="cases: waiting runs at rest (default 1000)"
+    )
+    parser.add_argument(
+        "--rest", type=float, default=30, help="cases: quiet seconds measured (default 30)"
+    )
     options = parser.parse_args(args)
     if options.what == "sweep":
         sweep_bench(options.cases or 1000)
     else:
-        cases_bench(options.cases or 200)
+        cases_bench(options.cases or 200, options.waiting, options.rest)

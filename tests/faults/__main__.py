@@ -1,13 +1,14 @@
 """`make faults`: inject every fault, fuzz the forms, write docs/reliability.md.
 
     python -m tests.faults [--kinds security social_network] [--limit N] [--fuzz-examples N]
-                           [--jobs N]
+                           [--jobs N] [--load-cases N] [--load-waiting N] [--no-load]
 
 Starts its own world (SQLite database, Prefect server, SMTP catcher, chat receiver, serving
 process with the crash hook), walks a crash-free cycle of each conference type, then one cycle
 per task boundary with a SIGKILL there (`tests/faults/harness.py`); runs the form fuzzing with
 more examples (`tests/test_fuzz_forms.py`) and the hostile answers through the real API
-(`tests/test_hostile_api.py`). With `--jobs 2` (the default) the two conference types' crashes
+(`tests/test_hostile_api.py`); then the load benches (`bench/load.py`: the sweep over 1,000 open
+cases, 200 cases driven at once, 1,000 waiting), whose tables go into the report. With `--jobs 2` (the default) the two conference types' crashes
 run at the same time, each in a world of its own (a child `python -m tests.faults`). Its last
 line:
 
@@ -141,6 +142,31 @@ def run_pytest(tmp: Path, tests: list[str], **env: str) -> tuple[int, Counter[st
     return code, counts
 
 
+def run_load(cases: int, waiting: int) -> list[str]:
+    """The load benches' output as report lines (a blank line around each table)."""
+    child = {k: v for k, v in os.environ.items() if not k.startswith(("CASECONF_", "PREFECT_"))}
+    lines: list[str] = []
+    for what in (
+        ["sweep", "--cases", "1000"],
+        ["cases", "--cases", str(cases), "--waiting", str(waiting)],
+    ):
+        command = [sys.executable, "-m", "bench", "load", *what]
+        print(f"faults: {' '.join(command[1:])}", flush=True)
+        done = subprocess.run(command, cwd=ROOT, env=child, capture_output=True, text=True)
+        sys.stderr.write(done.stderr[-4000:] if done.returncode else "")
+        print(done.stdout, flush=True)
+        lines += ["", f"`python -m bench load {' '.join(what)}`:", ""]
+        if done.returncode != 0:
+            lines.append(f"FAILED (exit code {done.returncode}); see the output of `make faults`.")
+            continue
+        for line in done.stdout.strip().splitlines():
+            if lines[-1] and line and lines[-1].startswith("|") != line.startswith("|"):
+                lines.append("")
+            if line or lines[-1]:
+                lines.append(line)
+    return lines
+
+
 #: Faults injected by tests of their own (each asserts nothing lost, nothing doubled):
 #: (what, the pytest arguments, how many faults one pass injects).
 SCENARIOS = [
@@ -178,6 +204,7 @@ def write_report(
     scenarios: list[tuple[str, int, bool]],
     fuzz: Counter[str],
     api_code: int,
+    load: list[str],
     seconds: float,
 ) -> str:
     injected = len(results) + sum(n for _, n, _ in scenarios)
@@ -278,8 +305,10 @@ def write_report(
         "",
         "## Load",
         "",
-        "Measured by `python -m bench load sweep` and `python -m bench load cases` (bench/load.py),",
-        "not here.",
+        "The sweep's queueing over 1,000 open cases against 10, per case; cases driven to their",
+        "third form all at once against one alone, on the embedded default (`serve`, SQLite);",
+        "processes, CPU and memory while cases wait (`bench/load.py`).",
+        *(load or ["", "Not run this time (`--no-load`)."]),
         "",
         last,
         "",
@@ -323,6 +352,9 @@ def main() -> None:
     parser.add_argument(
         "--jobs", type=int, default=2, help="conference types crashed at once (default 2)"
     )
+    parser.add_argument("--load-cases", type=int, default=200, help="cases driven at once")
+    parser.add_argument("--load-waiting", type=int, default=1000, help="cases waiting at rest")
+    parser.add_argument("--no-load", action="store_true", help="skip the load benches")
     parser.add_argument("--crashes-to", type=Path, help=argparse.SUPPRESS)  # a child's results
     args = parser.parse_args()
     began = time.monotonic()
@@ -345,7 +377,10 @@ def main() -> None:
         tmp, ["tests/test_fuzz_forms.py"], CASECONF_FUZZ_EXAMPLES=str(args.fuzz_examples)
     )
     api_code, _ = run_pytest(tmp, ["tests/test_hostile_api.py"])
-    last = write_report(results, boundaries, scenarios, fuzz, api_code, time.monotonic() - began)
+    load = [] if args.no_load else run_load(args.load_cases, args.load_waiting)
+    last = write_report(
+        results, boundaries, scenarios, fuzz, api_code, load, time.monotonic() - began
+    )
     print(f"faults: report written to {REPORT.relative_to(ROOT)}")
     print(last)
 
