@@ -26,7 +26,7 @@ help:
 	@echo "make migrate  bring caseconf's database to the newest revision"
 	@echo "make load     load the demo profile(s) and agency directory"
 	@echo "make bench    run bench/: invitations, history (BENCH_ARGS=\"history --rounds 3\" for one)"
-	@echo "make faults   crash every task boundary, fuzz every form; writes docs/reliability.md (long)"
+	@echo "make faults   crash every task boundary, fuzz every form, load; writes docs/reliability.md (long)"
 	@echo "make lock     regenerate docker/requirements.lock (uv, with hashes) after a dependency change"
 	@echo "make clean    remove var/ and caches (keeps .venv)"
 
@@ -89,8 +89,8 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Crash injection at every task boundary of both conference types, and the form fuzzing with
-# more examples; writes docs/reliability.md. Long (about a minute per boundary): not in `make test`,
+# Crash injection at every task boundary of both conference types, the form fuzzing with more
+# examples, and the load benches (bench/load.py); writes docs/reliability.md. Long (about a minute per boundary): not in `make test`,
 # which runs a fast subset (tests/test_crash_points.py, tests/test_fuzz_forms.py).
 faults: $(STAMP)
 	env -u CASECONF_TEST_DATABASE_URL $(BIN)/python -m tests.faults $(FAULTS_ARGS)
