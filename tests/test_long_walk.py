@@ -254,7 +254,10 @@ def test_one_case_from_custody_through_release_and_three_reviews_to_recall(
         release_on=str(release_on),
     )
     old, new = story.reviews(2)
-    assert (old.status, new.status) == (ReviewStatus.superseded, ReviewStatus.scheduled)
+    assert old.status == ReviewStatus.superseded
+    # Due within its preparation lead, the new review's run starts a moment (3 s) after the move:
+    # on a busy machine it has already marked the review started.
+    assert new.status in (ReviewStatus.scheduled, ReviewStatus.started)
     assert new.version == 2 and new.idempotency_key.endswith("/c2/v2")
     assert new.due_at.date() == day(3)
     assert read_run(UUID(old.flow_run_id)).state.type == StateType.CANCELLED  # type: ignore[arg-type]
