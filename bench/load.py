@@ -212,9 +212,9 @@ def _tree_usage(pid: int) -> tuple[float, float]:
     return cpu, rss
 
 
-def _make_waiting(count: int, prefix: str) -> float:
-    """`count` review runs waiting at a form, made through the API (as a case at a form, not
-    walked: a walk is seconds per step); returns seconds taken."""
+def make_waiting(count: int, prefix: str) -> float:
+    """`count` review runs waiting at a form, made through the API of the current settings (as
+    a case at a form, not walked: a walk is seconds per step); returns seconds taken."""
     from prefect.client.orchestration import get_client
     from prefect.states import Suspended
 
@@ -223,11 +223,12 @@ def _make_waiting(count: int, prefix: str) -> float:
         deployment = client.read_deployment_by_name("case-review/review")
         for n in range(count):
             reference = f"{prefix}-{n:05d}"
-            # Created suspended: a run created Scheduled would be started by serve.
+            # Created suspended: a run created Scheduled would be started by serve or a worker.
             client.create_flow_run_from_deployment(
                 deployment.id,
                 parameters={"case_reference": reference, "cycle": 1},
                 tags=[f"case:{reference}", "caseconf"],
+                idempotency_key=reference.lower(),
                 state=Suspended(pause_key=f"{reference}-c1-preparation-0"),
             )
     return time.perf_counter() - began
@@ -323,7 +324,7 @@ def cases_bench(cases: int, waiting: int, rest: float) -> None:
             drive("at once", cases)
             at_rest(cases + 1)
             if waiting > cases + 1:
-                made = _make_waiting(waiting - cases - 1, "REST")
+                made = make_waiting(waiting - cases - 1, "REST")
                 at_rest(waiting)
                 drive(f"one, with {waiting} waiting", 1)
     finally:

@@ -93,22 +93,10 @@ def _tree_usage(pid: int) -> tuple[float, int]:
 
 def _make_waiting(up: Any, count: int) -> float:
     """`count` review runs waiting at a form, through the API; returns seconds taken."""
-    from prefect.client.orchestration import get_client
-    from prefect.states import Suspended
+    from bench.load import make_waiting
 
-    started = time.monotonic()
-    with up.api_settings(up.api_urls[0]), get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name("case-review/review")
-        for n in range(count):
-            # Created suspended: a run created Scheduled would be picked up by a worker first.
-            client.create_flow_run_from_deployment(
-                deployment.id,
-                parameters={"case_reference": f"REST-{n:05d}", "cycle": 1},
-                tags=[f"case:REST-{n:05d}", "caseconf"],
-                idempotency_key=f"rest-{n}",
-                state=Suspended(pause_key=f"rest-{n:05d}-c1-preparation-0"),
-            )
-    return time.monotonic() - started
+    with up.api_settings(up.api_urls[0]):
+        return make_waiting(count, "REST")
 
 
 def main(argv: list[str] | None = None) -> None:
