@@ -69,11 +69,16 @@ def prefect_server(tmp_root: Path) -> Iterator["PrefectServer"]:
 
     from tests.prefect_harness import PrefectServer
 
+    from prefect.logging.handlers import APILogWorker
+
     server = PrefectServer(tmp_root / "prefect-server")
     server.start()
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server
+            # Logs of runs made in this process go out in batches: send them while the server
+            # is still there, not at exit ("Error logging to API").
+            APILogWorker.drain_all(timeout=5)
     finally:
         server.stop()
 
