@@ -65,11 +65,10 @@ def tmp_root() -> Path:
 @pytest.fixture(scope="session")
 def prefect_server(tmp_root: Path) -> Iterator["PrefectServer"]:
     """A real Prefect server (started once per session) that this process talks to."""
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from tests.prefect_harness import PrefectServer
-
-    from prefect.logging.handlers import APILogWorker
 
     server = PrefectServer(tmp_root / "prefect-server")
     server.start()
