@@ -96,8 +96,9 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 # Crash injection at every task boundary of both conference types, the form fuzzing with more
-# examples, and the load benches (bench/load.py); writes docs/reliability.md. Long (about a minute per boundary): not in `make test`,
-# which runs a fast subset (tests/test_crash_points.py, tests/test_fuzz_forms.py).
+# examples, and the load benches (bench/load.py); writes docs/reliability.md. Long (about an
+# hour on 2 cores): not in `make test`, which runs a fast subset (tests/test_crash_points.py,
+# tests/test_fuzz_forms.py).
 faults: $(STAMP)
 	env -u CASECONF_TEST_DATABASE_URL $(BIN)/python -m tests.faults $(FAULTS_ARGS)
 

@@ -151,64 +151,40 @@ def sweep_bench(cases: int) -> None:
     )
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def _run_processes(pid: int) -> list[int]:
     """The serving process's flow-run processes: its own children under Prefect's start, the
     forkserver's under the warm start (deployments/warm_start.py); not the forkserver and the
     resource tracker themselves. A forked run keeps the forkserver's command line, so the
     forkserver is told apart by being serve's child."""
-    runs = []
-    for child in _children(pid):
+    from tests.compose_native import children
+
+    tree, runs = children(), []
+    for child in tree.get(pid, []):
         try:
             command = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
             continue
         if b"multiprocessing.forkserver" in command:
-            runs += _children(child)
+            runs += tree.get(child, [])
         elif b"multiprocessing.resource_tracker" not in command:
             runs.append(child)
     return runs
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _tree(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        found.append(todo.pop())
-        todo += _children(found[-1])
-    return found
-
-
 def _tree_usage(pid: int) -> tuple[float, float]:
     """(CPU seconds, resident MB) of a process and its descendants, counting the CPU of the
     children they have already reaped (a finished flow run's, through the forkserver)."""
-    ticks = os.sysconf("SC_CLK_TCK")
+    from tests.compose_native import descendants
+
+    ticks, page = os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGE_SIZE")
     cpu = rss = 0.0
-    for p in _tree(pid):
+    for p in [pid, *descendants(pid)]:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            rss += _rss_mb(p)
         except OSError:
             continue
-        cpu += sum(int(f) for f in fields[11:15]) / ticks
+        cpu += sum(int(f) for f in fields[11:15]) / ticks  # utime, stime, cutime, cstime
+        rss += int(fields[21]) * page / 2**20
     return cpu, rss
 
 
@@ -264,8 +240,8 @@ def cases_bench(cases: int, waiting: int, rest: float) -> None:
         "acting_representative": "neustart-wien-1",
     }
     waiting_states = {StateType.PAUSED}
-    drives: list[tuple[str, int, float, float, int]] = []
-    rests: list[tuple[int, float, float, float, int, float]] = []
+    drives: list[tuple[str, int, float, float]] = []
+    rests: list[tuple[int, float, float, float, int]] = []
     made = 0.0
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
@@ -307,7 +283,7 @@ def cases_bench(cases: int, waiting: int, rest: float) -> None:
                 seconds, used = time.perf_counter() - began, cpu() - used
                 for walk in walks:
                     serving.idle(walk.run_id, timeout=120)
-                drives.append((label, n, seconds, used, runs_at_rest()))
+                drives.append((label, n, seconds, used))
 
             def at_rest(total: int) -> None:
                 """CPU and memory of serve and the server over `rest` quiet seconds."""
@@ -316,7 +292,7 @@ def cases_bench(cases: int, waiting: int, rest: float) -> None:
                 time.sleep(rest)
                 used = cpu() - used
                 serve_mb, server_mb = (_tree_usage(pid)[1] for pid in pids)
-                rests.append((total, used, serve_mb, server_mb, runs, rest))
+                rests.append((total, used, serve_mb, server_mb, runs))
 
             drive("warm-up", 1)  # the forkserver's first run and the server's caches
             drives.clear()
@@ -339,17 +315,17 @@ def cases_bench(cases: int, waiting: int, rest: float) -> None:
     )
     print("| referrals | cases | to the third form s | per case s | CPU s | CPU s per case |")
     print("|---|---|---|---|---|---|")
-    for label, n, seconds, used, _ in drives:
+    for label, n, seconds, used in drives:
         print(
             f"| {label} | {n} | {seconds:.1f} | {seconds / n:.2f} | {used:.1f} | {used / n:.2f} |"
         )
     print()
     print("| waiting cases | flow-run processes | CPU over the rest | serve MB | server MB |")
     print("|---|---|---|---|---|")
-    for total, used, serve_mb, server_mb, runs, seconds in rests:
+    for total, used, serve_mb, server_mb, runs in rests:
         print(
-            f"| {total} | {runs} (idle serve: {idle}) | {100 * used / seconds:.1f} % of a core "
-            f"over {seconds:.0f} s | {serve_mb:.0f} | {server_mb:.0f} |"
+            f"| {total} | {runs} (idle serve: {idle}) | {100 * used / rest:.1f} % of a core "
+            f"over {rest:.0f} s | {serve_mb:.0f} | {server_mb:.0f} |"
         )
     if made:
         print(

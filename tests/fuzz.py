@@ -237,14 +237,12 @@ def offered(schema: dict[str, Any]) -> set[str]:
     return found
 
 
-def leaks(verdict: Verdict, payload: Any, schema: dict[str, Any] | None = None) -> set[str]:
+def leaks(verdict: Verdict, payload: Any, schema: dict[str, Any]) -> set[str]:
     """What the refusal repeats of the answer. The server's own refusal goes back only to the
     person who typed it; caseconf's refusals are stored (description, log, state) and must not
     repeat it. A choice the form offered is not typed text: a refusal may name the choice (and
     the field `not_done_reason` contains the status `not_done`)."""
     if verdict.stage not in ("form", "rule") or verdict.reason is None:
         return set()
-    shown = offered(schema) if schema is not None else set()
-    return {
-        typed for typed in typed_strings(payload) if typed in verdict.reason and typed not in shown
-    }
+    repeated = {typed for typed in typed_strings(payload) if typed in verdict.reason}
+    return repeated - offered(schema) if repeated else repeated

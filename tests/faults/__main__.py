@@ -8,9 +8,9 @@ process with the crash hook), walks a crash-free cycle of each conference type, 
 per task boundary with a SIGKILL there (`tests/faults/harness.py`); runs the form fuzzing with
 more examples (`tests/test_fuzz_forms.py`) and the hostile answers through the real API
 (`tests/test_hostile_api.py`); then the load benches (`bench/load.py`: the sweep over 1,000 open
-cases, 200 cases driven at once, 1,000 waiting), whose tables go into the report. With `--jobs 2` (the default) the two conference types' crashes
-run at the same time, each in a world of its own (a child `python -m tests.faults`). Its last
-line:
+cases, 200 cases driven at once, 1,000 waiting), whose tables go into the report. With
+`--jobs 2` (the default) the two conference types' crashes run at the same time, each in a world
+of its own (a child `python -m tests.faults`). Its last line:
 
     faults: <N> injected, <L> lost, <D> duplicated effects, <R> duplicate deliveries,
     <F> fuzzed answers, <U> unclear refusals, <K> leaks
@@ -153,10 +153,10 @@ def run_load(cases: int, waiting: int) -> list[str]:
         command = [sys.executable, "-m", "bench", "load", *what]
         print(f"faults: {' '.join(command[1:])}", flush=True)
         done = subprocess.run(command, cwd=ROOT, env=child, capture_output=True, text=True)
-        sys.stderr.write(done.stderr[-4000:] if done.returncode else "")
         print(done.stdout, flush=True)
         lines += ["", f"`python -m bench load {' '.join(what)}`:", ""]
         if done.returncode != 0:
+            sys.stderr.write(done.stderr[-4000:])
             lines.append(f"FAILED (exit code {done.returncode}); see the output of `make faults`.")
             continue
         for line in done.stdout.strip().splitlines():
