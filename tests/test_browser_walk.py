@@ -29,7 +29,9 @@ REP = "neustart-wien-1"  # and their own representative code
 #: the Resume dialog (80% of the page's height) for its screenshot. Chromium paints without a
 #: GPU here: a page this tall all the time made each click on the larger forms take seconds.
 WINDOW = {"width": 1280, "height": 1000}
-TALL = {"width": 1280, "height": 3600}
+#: A dialog is at most 80 % of the window high and scrolls inside: the stakeholders form, with
+#: its representatives, needs about 5,200 px to be pictured whole.
+TALL = {"width": 1280, "height": 8000}
 
 
 @pytest.fixture
@@ -153,10 +155,13 @@ class Coordinator:
         """The page, or the dialog with its whole form, as docs/screenshots/coordinator-*.png."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = str(SCREENSHOTS / f"coordinator-{self.shots}{name}.png")
+        # Animations off: on a loaded machine a sliding dialog is never "stable" in time.
+        if element is None:  # the page as the window shows it
+            self.tab.screenshot(path=path, animations="disabled", timeout=60_000)
+            return
         self.tab.set_viewport_size(TALL)
         try:
-            # Animations off: on a loaded machine a sliding dialog is never "stable" in time.
-            (element or self.tab).screenshot(path=path, animations="disabled", timeout=60_000)
+            element.screenshot(path=path, animations="disabled", timeout=60_000)
         finally:
             self.tab.set_viewport_size(WINDOW)
 
