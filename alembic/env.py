@@ -4,8 +4,8 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
-import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
-from models.settings import get_settings
+import models.record.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from models.config.settings import get_settings
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -42,9 +42,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlmodel import Session, col, func, select
 
-from models.messaging.notifications import notification_key
-from models.review import review_key, review_starts_at
-from models.tables import (
+from models.record.outbox import notification_key
+from models.record.tables import (
     ActionItem,
     Agency,
     AuditEvent,
@@ -62,6 +61,7 @@ from models.tables import (
     Review,
     StageChange,
 )
+from models.rules.review import review_key, review_starts_at
 from models.vocabulary import (
     ActionStatus,
     CaseStatus,
@@ -526,8 +526,8 @@ def write_history(
     session: Session, *, reference: str, earlier: int, now: datetime, scale: int = 1
 ) -> int:
     """A case as its release of cycle `earlier` leaves it: review scheduled; returns its id."""
-    from models.profile import load_profile
-    from models.stakeholders import AgencyView, propose_participants
+    from models.config.profile import load_profile
+    from models.rules.stakeholders import AgencyView, propose_participants
 
     directory = _Directory.read(session)
     profile = load_profile(PROFILE)
@@ -628,7 +628,7 @@ class Sample:
 
 
 def _refer(round_: int) -> Subject:
-    from models.database import session_scope
+    from models.record.database import session_scope
     from tests.prefect_harness import Walk
 
     walk = Walk.refer("neustart-wien", stage="custody", profile=PROFILE)
@@ -644,7 +644,7 @@ def _refer(round_: int) -> Subject:
 def _review(label: str, round_: int, earlier: int, scale: int) -> Subject:
     from prefect.deployments import run_deployment
 
-    from models.database import session_scope
+    from models.record.database import session_scope
     from tests.prefect_harness import Walk
 
     reference = f"{'HIST' if earlier > 1 else 'CTRL'}-{datetime.now().year}-{round_ + 1:04d}"
@@ -683,8 +683,8 @@ def _answer(step: str, subject: Subject) -> dict[str, Any]:
     if step == "stakeholders":
         return {"acting_representative": REP}
     if step == "action-review":
-        from models.conference import open_actions
-        from models.database import session_scope
+        from models.record.database import session_scope
+        from models.rules.conference import open_actions
 
         with session_scope() as session:
             count = len(open_actions(session, case_id=subject.case_id))
@@ -772,7 +772,7 @@ def measure(
     """Every round: fresh cases A, B and C, walked step by step, their order rotating."""
     from prefect.client.orchestration import get_client
 
-    from models.database import session_scope
+    from models.record.database import session_scope
 
     samples: list[Sample] = []
     size: dict[str, int] = {}
@@ -804,7 +804,7 @@ def measure(
 def reads(subjects: dict[str, Subject], repeat: int = 200) -> list[tuple[str, dict[str, float]]]:
     """The database reads a step makes (plain functions in tasks/, here in-process), per case:
     median microseconds of `repeat` calls, the cases taking turns."""
-    from models.database import session_scope
+    from models.record.database import session_scope
     from tasks.conference import describe_open_actions
     from tasks.consent import consent_in_force
     from tasks.notifications import pending_messages
@@ -812,7 +812,7 @@ def reads(subjects: dict[str, Subject], repeat: int = 200) -> list[tuple[str, di
     from tasks.steps import step_answered, step_refusals
 
     def failures(case_id: int) -> object:
-        from models.messaging.outbox import failures
+        from models.messaging.sending import failures
 
         with session_scope() as session:
             return failures(session, case_id=case_id)
@@ -938,8 +938,8 @@ def _configure(folder: Path, mail_port: int, chat_port: int) -> str:
             "PREFECT_HOME": str(folder / "prefect"),
         }
     )
-    from models.database import get_engine
-    from models.settings import get_settings
+    from models.config.settings import get_settings
+    from models.record.database import get_engine
 
     get_settings.cache_clear()
     get_engine.cache_clear()
@@ -967,8 +967,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from models.database import migrate, session_scope
-    from models.directory import load_directory, sync_directory
+    from models.config.directory import load_directory
+    from models.record.agencies import sync_directory
+    from models.record.database import migrate, session_scope
     from tests.prefect_harness import PrefectServer, Serving
 
     migrate(url)

@@ -30,7 +30,7 @@ REPEAT = 15
 HEAVY = ("apprise", "icalendar", "jinja2", "aiosmtpd", "models.messaging.mail_plugin")
 
 # Where the flow's load goes, layer by layer, each imported ahead of what needs it: SQLAlchemy
-# and sqlmodel; the SQL dialects `models/tables.py` makes SQLAlchemy load (a dialect-specific
+# and sqlmodel; the SQL dialects `models/record/tables.py` makes SQLAlchemy load (a dialect-specific
 # keyword such as `postgresql_where` loads that dialect's package); the tables; the forms (the
 # flow's parameter models); and the rest of caseconf with the flow objects themselves.
 LAYERS = ("sqlalchemy", "dialects", "tables", "forms", "rest")
@@ -44,9 +44,9 @@ import sqlalchemy.orm, sqlmodel
 t2 = time.perf_counter()
 import sqlalchemy.dialects.postgresql, sqlalchemy.dialects.sqlite
 t3 = time.perf_counter()
-import models.tables
+import models.record.tables
 t4 = time.perf_counter()
-import models.forms
+import models.steps.forms
 t5 = time.perf_counter()
 from prefect.flows import load_flow_from_entrypoint
 load_flow_from_entrypoint("flows/lifecycle.py:case_lifecycle")

@@ -38,8 +38,9 @@ def _world(tmp: Path) -> str:
     url = f"sqlite:///{tmp / 'caseconf.db'}"
     os.environ["CASECONF_DATABASE_URL"] = url
     os.environ["PREFECT_HOME"] = str(tmp / "prefect")
-    from models.database import migrate, session_scope
-    from models.directory import load_directory, sync_directory
+    from models.config.directory import load_directory
+    from models.record.agencies import sync_directory
+    from models.record.database import migrate, session_scope
 
     migrate(url)
     with session_scope(url) as session:
@@ -50,12 +51,12 @@ def _world(tmp: Path) -> str:
 def _open_cases(url: str, n: int, now: datetime, prefix: str) -> None:
     from sqlmodel import select
 
-    from models.cases import refer_case
-    from models.conference import open_conference
-    from models.database import session_scope
-    from models.participants import record_participants
-    from models.stakeholders import Proposal
-    from models.tables import ActionItem, Agency
+    from models.record.database import session_scope
+    from models.record.tables import ActionItem, Agency
+    from models.rules.cases import refer_case
+    from models.rules.conference import open_conference
+    from models.rules.participants import record_participants
+    from models.rules.stakeholders import Proposal
     from models.vocabulary import ConferenceKind, ConferenceType, Need, Role, Stage
 
     began = now - timedelta(days=20)
@@ -109,8 +110,8 @@ def _open_cases(url: str, n: int, now: datetime, prefix: str) -> None:
 
 
 def _sweep(url: str, now: datetime) -> tuple[float, float, int]:
-    from models.database import session_scope
-    from models.followup import queue_due_notices
+    from models.record.database import session_scope
+    from models.rules.followup import queue_due_notices
 
     wall, cpu = time.perf_counter(), time.process_time()
     with session_scope(url) as session:

@@ -4,7 +4,7 @@ One execution writes two SQLite databases straight (bulk inserts, the demo direc
 10,000 cases spread over two years, at every step, each with conferences, participants, actions,
 reviews, messages, stage moves and consent records, then the summaries the ORM listeners keep
 on every write (`rebuild_summaries`, as migration 0009 does for existing rows). It then builds
-the whole report (`models.portfolio_report.build_report`: every artifact's Markdown) on each,
+the whole report (`models.reporting.portfolio_report.build_report`: every artifact's Markdown) on each,
 alternately, and prints the median times and their ratio (goal: at most 3). Publishing the
 artifacts to Prefect costs the same at any size and is left out. Exits non-zero only on errors,
 never on the ratio.
@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import SQLModel, create_engine, select
 
-from models.directory import load_directory, sync_directory
-from models.portfolio import rebuild_summaries
-from models.portfolio_report import build_report
-from models.tables import (
+from models.config.directory import load_directory
+from models.record.agencies import sync_directory
+from models.record.database import RecordSession
+from models.record.summaries import rebuild_summaries
+from models.record.tables import (
     ActionItem,
     Agency,
     Case,
@@ -41,6 +42,7 @@ from models.tables import (
     Review,
     StageChange,
 )
+from models.reporting.portfolio_report import build_report
 
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 PHASES = ["preparation", "stakeholders", "information", "decision", "review_scheduled"]
@@ -53,7 +55,7 @@ def generate(url: str, cases: int, seed: int = 12) -> None:
     engine = create_engine(url)
     SQLModel.metadata.create_all(engine)
     rng = random.Random(seed)
-    with Session(engine) as session:
+    with RecordSession(engine) as session:
         sync_directory(session, load_directory())
         session.commit()
         agencies = list(session.exec(select(Agency.id)))
@@ -180,7 +182,7 @@ def generate(url: str, cases: int, seed: int = 12) -> None:
                 "created_at": NOW - timedelta(days=rng.uniform(0, 60)),
             }
         )
-    with Session(engine) as session:
+    with RecordSession(engine) as session:
         for table, values in rows.items():
             if values:
                 session.execute(insert(table), values)
@@ -193,7 +195,7 @@ def generate(url: str, cases: int, seed: int = 12) -> None:
 
 def measure(url: str) -> float:
     engine = create_engine(url)
-    with Session(engine) as session:
+    with RecordSession(engine) as session:
         started = time.perf_counter()
         build_report(
             session, now=NOW, known_profiles={"generic", "catalonia"}, late_after_days=LATE

@@ -215,8 +215,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from models.database import migrate, session_scope
-    from models.directory import load_directory, sync_directory
+    from models.config.directory import load_directory
+    from models.record.agencies import sync_directory
+    from models.record.database import migrate, session_scope
     from tests.prefect_harness import PrefectServer, Serving
 
     migrate(url)

@@ -116,7 +116,7 @@ def _forwarded(request: Request) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
-    from models.settings import get_settings
+    from models.config.settings import get_settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upstream", default="http://127.0.0.1:4200", help="the Prefect server")

@@ -11,10 +11,10 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.utilities.callables import ParameterSchema, parameter_schema
 from pydantic import BaseModel
 
-from models import choices
-from models.database import session_scope
-from models.forms import Choices, with_choices
-from models.settings import get_settings
+from models.config.settings import get_settings
+from models.record.database import session_scope
+from models.rules import choices
+from models.steps.forms import Choices, with_choices
 
 #: Parameter model name -> its fields that offer choices (read from the directory and profiles).
 ACTING = ("acting_representative",)

@@ -37,10 +37,10 @@ from prefect.states import Cancelled
 from sqlmodel import select
 
 from deployments.production import POOL
-from deployments.recovery import recover_cases
-from models.database import session_scope
-from models.tables import Case, Review
+from models.record.database import session_scope
+from models.record.tables import Case, Review
 from models.vocabulary import CaseStatus, ReviewStatus
+from tasks.housekeeping import recover_cases
 from tasks.runs import REVIEW_DEPLOYMENT, start_cycle_run
 from tasks.steps import forget_inputs
 

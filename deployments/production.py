@@ -1,5 +1,5 @@
-"""Production on Prefect's own stack (docker/compose.yaml): the two one-shot jobs, crash detection
-for runs whose worker died, and the recovery flow a crashed case run triggers.
+"""Production on Prefect's own stack (docker/compose.yaml): the two one-shot jobs and crash detection
+for runs whose worker died (a crashed case run triggers `case-recover`, flows/recover.py).
 
     python -m deployments.production migrate   # before the API replicas start
     python -m deployments.production setup     # once the API answers
@@ -15,17 +15,20 @@ import urllib.request
 from datetime import timedelta
 from typing import cast
 
-from prefect import flow, get_run_logger
 from prefect.automations import Automation
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.actions import DeploymentUpdate, WorkPoolCreate
 from prefect.client.schemas.objects import StateType
 from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectNotFound
+from prefect.workers.process import ProcessWorker
 
-from models.settings import PROJECT_ROOT
+from deployments.configuration import load
+from deployments.serve import deployments
+from models.config.settings import PROJECT_ROOT
+from models.record.database import migrate as migrate_caseconf
 
 #: The work pool every caseconf deployment runs on (prefect.yaml).
 POOL = "caseconf"
@@ -99,8 +102,6 @@ def ensure_crash_detection() -> str:
 
 def ensure_pool() -> str:
     """The `caseconf` process work pool; an existing one is left as the operator set it."""
-    from prefect.workers.process import ProcessWorker
-
     with get_client(sync_client=True) as client:
         try:
             client.read_work_pool(POOL)
@@ -138,6 +139,7 @@ def _run(*command: str) -> None:
 async def _register_block_types() -> None:
     """What each API server does as it starts, done once (replicas set
     PREFECT_SERVER_REGISTER_BLOCKS_ON_START=false)."""
+    # The Prefect server's own code: seconds to import, and only this job needs it.
     from prefect.server.database import provide_database_interface
     from prefect.server.models.block_registration import run_block_auto_registration
 
@@ -150,10 +152,6 @@ async def _register_block_types() -> None:
 def same_forms_as_serve() -> int:
     """Give each registered deployment the parameter schema `serve` gives it (serve adds the
     directory's choices to the generated one), so the run forms are the same in both."""
-    from prefect.client.schemas.actions import DeploymentUpdate
-
-    from deployments.serve import deployments
-
     served = deployments()
     with get_client(sync_client=True) as client:
         for deployment in served:
@@ -169,8 +167,6 @@ def same_forms_as_serve() -> int:
 def migrate() -> int:
     """Prefect's database, then caseconf's: the API replicas cannot start before (they write
     Prefect's block types at start-up) and never migrate on start themselves."""
-    from models.database import migrate as migrate_caseconf
-
     prefect = os.path.join(os.path.dirname(sys.executable), "prefect")
     _run(prefect, "server", "database", "upgrade", "-y")
     asyncio.run(_register_block_types())
@@ -183,8 +179,6 @@ def migrate() -> int:
 def setup() -> int:
     """The directory and profiles, the pool, crash detection and the deployments of prefect.yaml,
     through the API; each step can run again without harm."""
-    from deployments.__main__ import load
-
     if load() != 0:
         return 2
     wait_for_api()
@@ -195,20 +189,6 @@ def setup() -> int:
     print(f"caseconf setup: forms as under serve for {same_forms_as_serve()} deployment(s)")
     print("caseconf setup: done", flush=True)
     return 0
-
-
-@flow(name="case-recover", persist_result=False)
-def case_recover() -> list[str]:
-    """Bring back cases whose run crashed (or was cut off by a stop) as new runs of their cycle,
-    and bring the record in line with runs cancelled outside caseconf."""
-    from deployments.recovery import reconcile_reviews, recover_cases
-
-    logger = get_run_logger()
-    recovered = recover_cases()
-    logger.info("Brought back %d case(s): %s", len(recovered), ", ".join(recovered) or "none")
-    reconciled = reconcile_reviews()
-    logger.info("Brought in line with runs cancelled outside caseconf: %s", reconciled)
-    return recovered
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,6 @@ from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
 from deployments.parameters import with_parameter_choices
-from deployments.recovery import reconcile_reviews, recover_cases
 from deployments.warm_start import serve_warm
 from flows.close import case_close
 from flows.coordination import record_handover, reschedule_conference, withdraw_consent_flow
@@ -18,7 +17,8 @@ from flows.portfolio import portfolio_report
 from flows.review import case_review
 from flows.review_plan import change_review_plan
 from flows.stage import move_stage, transfer_case
-from models.settings import get_settings
+from models.config.settings import get_settings
+from tasks.housekeeping import reconcile_reviews, recover_cases
 
 FLOWS = {
     f.name: f

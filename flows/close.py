@@ -4,7 +4,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from flows.notifications import deliver_messages
-from models.forms import Closure
+from models.steps.forms import Closure
 from tasks.closure import close
 from tasks.reviews import cancel_runs
 

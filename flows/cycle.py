@@ -8,9 +8,10 @@ from prefect.runtime import flow_run
 
 from flows.notifications import deliver_messages
 from flows.timeline import ask  # flows.steps.ask, and the timeline refreshed per step
-from models.cases import CaseView
-from models.conference import ConferenceView
-from models.forms import (
+from models.config.profile import Profile, load_profile
+from models.rules.cases import CaseView
+from models.rules.conference import ConferenceView
+from models.steps.forms import (
     ActionReview,
     Consent,
     ConsentRefused,
@@ -20,7 +21,6 @@ from models.forms import (
     Preparation,
     Stakeholders,
 )
-from models.profile import Profile, load_profile
 from models.vocabulary import ClosureReason, ConferenceType, Phase
 from tasks.choices import (
     acting_choices,
@@ -255,7 +255,7 @@ def _consent_holds(
     case: CaseView, case_id: int, conference_id: int, profile: Profile, phase: Phase
 ) -> bool:
     """Before every step of a type that needs consent: every scope the type needs before
-    `phase` (models.consent.missing_consent), checked never from cache, so a replay weeks later
+    `phase` (models.rules.consent.missing_consent), checked never from cache, so a replay weeks later
     sees a withdrawal or an expiry. Without it the track stops: go on as a security conference
     (True) or close the case (False)."""
     if (

@@ -5,7 +5,7 @@ from prefect.runtime import flow_run
 
 from flows.cycle import run_cycle
 from flows.steps import ask
-from models.forms import Referral, ReferralDetails
+from models.steps.forms import Referral, ReferralDetails
 from tasks.choices import referral_choices
 from tasks.referral import check_referral, refer
 from tasks.steps import ledger_read_once, step_answered

@@ -5,9 +5,9 @@ from datetime import datetime
 from prefect import flow
 from prefect.futures import wait
 
-from deployments.recovery import reconcile
+from models.config.settings import get_settings
 from models.messaging.channels import Transport
-from models.settings import get_settings
+from tasks.housekeeping import reconcile
 from tasks.notifications import (
     delivering,
     failed_messages,

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
-from models.forms import Choices, with_choices
+from models.steps.forms import Choices, with_choices
 from tasks.policies import StepOutcome
 from tasks.steps import forget_answers, forget_attempt, ledger_changed, ledger_steps, refuse_step
 
@@ -24,7 +24,7 @@ def form_with(
 
     `RunInput.with_initial_data` rebuilds pre-filled fields from their annotation alone and so
     drops their descriptions and constraints (prefect 3.9.1); this keeps every field's info.
-    The forms are plain pydantic models (models/forms.py); this makes each a `RunInput`.
+    The forms are plain pydantic models (models/steps/forms.py); this makes each a `RunInput`.
     """
     form = with_choices(form, choices or {})
     if not issubclass(form, RunInput):

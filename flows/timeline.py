@@ -10,7 +10,7 @@ from prefect.futures import PrefectFuture, wait
 
 from flows.steps import F
 from flows.steps import ask as ask_step
-from models.forms import Choices
+from models.steps.forms import Choices
 from tasks.policies import CHECK, StepOutcome
 from tasks.portfolio import refresh_timeline
 from tasks.runs import relabel_open_runs

@@ -3,11 +3,11 @@ a case waits shows in its next form)."""
 
 from prefect import task
 
-from models import choices
-from models.conference import get_conference
-from models.database import session_scope
-from models.forms import Choice
-from models.settings import get_settings
+from models.config.settings import get_settings
+from models.record.database import session_scope
+from models.rules import choices
+from models.rules.conference import get_conference
+from models.steps.forms import Choice
 from models.vocabulary import ConferenceType
 from tasks.policies import CHECK, DATABASE_RETRIES
 

@@ -2,11 +2,11 @@
 
 from prefect import task
 
-from models import cases
-from models.conference import cancel_conference
-from models.database import saved_id, session_scope
-from models.forms import Closure
-from models.invitations import queue_invitations
+from models.record.database import saved_id, session_scope
+from models.rules import cases
+from models.rules.conference import cancel_conference
+from models.rules.invitations import queue_invitations
+from models.steps.forms import Closure
 from tasks.policies import DATABASE_RETRIES, now
 
 

@@ -3,13 +3,13 @@
 from prefect import task
 from sqlmodel import Session
 
-from models import actions, cases, conference, stages, venues
-from models.audit import audit
-from models.conference import aware_start as _aware
-from models.database import session_scope
-from models.forms import ActionReview, Decision, FamilyPlan, Information, Preparation
-from models.profile import load_profile
-from models.settings import get_settings
+from models.config.profile import load_profile
+from models.config.settings import get_settings
+from models.record.audit import audit
+from models.record.database import session_scope
+from models.rules import actions, cases, conference, stages, venues
+from models.rules.conference import aware_start as _aware
+from models.steps.forms import ActionReview, Decision, FamilyPlan, Information, Preparation
 from models.vocabulary import CaseStatus, ClosureReason, ConferenceKind, ConferenceType, Phase
 from tasks.policies import DATABASE_RETRIES, EFFECT, StepOutcome, apply_once, now
 

@@ -3,12 +3,12 @@
 from prefect import task
 from sqlmodel import Session
 
-from models import cases, conference, consent
-from models.audit import audit
-from models.database import session_scope
-from models.forms import AfterRefusal, Consent, ConsentAnswer, ConsentRefused
-from models.profile import Profile, load_profile
-from models.stages import case_today
+from models.config.profile import Profile, load_profile
+from models.record.audit import audit
+from models.record.database import session_scope
+from models.rules import cases, conference, consent
+from models.rules.stages import case_today
+from models.steps.forms import AfterRefusal, Consent, ConsentAnswer, ConsentRefused
 from models.vocabulary import ClosureReason, ConferenceType, ConsentDecision, ConsentScope, Phase
 from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
 

@@ -3,15 +3,15 @@
 from prefect import task
 from sqlmodel import Session
 
-from models import cases, conference, consent, venues
-from models.audit import audit
-from models.database import saved_id, session_scope
+from models.config.profile import load_profile
+from models.config.settings import get_settings
 from models.errors import Refusal
-from models.forms import ConsentWithdrawal, Handover, Reschedule
-from models.invitations import queue_invitations, record_handover
-from models.profile import load_profile
-from models.settings import get_settings
-from models.tables import Case, Conference
+from models.record.audit import audit
+from models.record.database import saved_id, session_scope
+from models.record.tables import Case, Conference
+from models.rules import cases, conference, consent, venues
+from models.rules.invitations import queue_invitations, record_handover
+from models.steps.forms import ConsentWithdrawal, Handover, Reschedule
 from models.vocabulary import CaseStatus, ConferenceType, Role
 from tasks.policies import DATABASE_RETRIES, now
 

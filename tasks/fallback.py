@@ -3,16 +3,16 @@
 from prefect import task
 from sqlmodel import Session, select
 
-from models import cases
-from models.conference import get_conference, participants
-from models.database import saved_id, session_scope
-from models.fallback import changes, describe_changes, reselect_as_security
-from models.forms import Stakeholders
-from models.participants import (
+from models.record.database import saved_id, session_scope
+from models.record.tables import Agency, Representative
+from models.rules import cases
+from models.rules.conference import get_conference, participants
+from models.rules.fallback import changes, describe_changes, reselect_as_security
+from models.rules.participants import (
     last_representatives,
     proposed_representatives,
 )
-from models.tables import Agency, Representative
+from models.steps.forms import Stakeholders
 from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
 from tasks.stakeholders import _selection, audit_list_changes, confirmed_list
 

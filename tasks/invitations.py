@@ -2,10 +2,10 @@
 
 from prefect import task
 
-from models import cases
-from models.conference import get_conference
-from models.database import session_scope
-from models.invitations import queue_invitations
+from models.record.database import session_scope
+from models.rules import cases
+from models.rules.conference import get_conference
+from models.rules.invitations import queue_invitations
 from tasks.policies import DATABASE_RETRIES, EFFECT, now
 
 

@@ -6,17 +6,17 @@ from prefect import Task, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import task_run
 
-from models.database import session_scope
-from models.followup import queue_due_notices
-from models.messaging import outbox
+from models.config.settings import get_settings
+from models.messaging import sending
 from models.messaging.channels import DeliveryError, Transport
-from models.settings import get_settings
+from models.record.database import session_scope
+from models.rules.followup import queue_due_notices
 from tasks.policies import CHECK, DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES, now
 
 
 def pending_messages(case_id: int | None = None) -> list[int]:
     with session_scope() as session:
-        return outbox.pending(session, case_id=case_id)
+        return sending.pending(session, case_id=case_id)
 
 
 @task(cache_policy=EFFECT, persist_result=True)
@@ -24,7 +24,7 @@ def deliver(notification_id: int) -> str:
     """Send one message. Retried by Prefect on failure; after the last retry it is marked failed."""
     settings = get_settings()
     try:
-        status = outbox.send_one(
+        status = sending.send_one(
             notification_id,
             transport=Transport.shared(settings.apprise_config),
             mail_from=settings.mail_from,
@@ -34,7 +34,7 @@ def deliver(notification_id: int) -> str:
     except DeliveryError:
         if task_run.run_count <= settings.delivery_retries:
             raise
-        outbox.mark_failed(notification_id)
+        sending.mark_failed(notification_id)
         return "failed"
     return str(status)
 
@@ -46,14 +46,14 @@ def delivering() -> Task[[int], str]:
     return deliver.with_options(retries=settings.delivery_retries, retry_delay_seconds=delays or 0)
 
 
-def failed_messages(case_id: int | None = None) -> list[outbox.Failure]:
+def failed_messages(case_id: int | None = None) -> list[sending.Failure]:
     """What could not be delivered (for one case, or all); a plain read, most often empty."""
     with session_scope() as session:
-        return outbox.failures(session, case_id=case_id)
+        return sending.failures(session, case_id=case_id)
 
 
 @task(cache_policy=CHECK, persist_result=False, **OUTSIDE_RETRIES)
-def report_failures(failed: list[outbox.Failure], reference: str | None) -> int:
+def report_failures(failed: list[sending.Failure], reference: str | None) -> int:
     """Show the coordinator what could not be delivered: a Prefect artifact and a warning."""
     rows = "\n".join(
         f"| {f.reference} | {f.event} | `{f.recipient}` | `{f.channel}` | {f.reason} |"

@@ -8,14 +8,14 @@ from prefect.cache_policies import INPUTS, NO_CACHE, RUN_ID, TASK_SOURCE
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from models import ledger
-from models.database import session_scope
 from models.errors import Refusal
+from models.record import ledger
+from models.record.database import session_scope
 
 # An effect's result is cached for the flow run it happened in: the replay a resume causes
 # reads it back instead of repeating the effect. TASK_SOURCE keeps two tasks with the same
 # parameters (invite and release_decision both take case_id and conference_id) apart. A new run
-# of the case has a new cache scope, so the database ledger (models.ledger) is what really keeps
+# of the case has a new cache scope, so the database ledger (models.record.ledger) is what really keeps
 # effects from happening twice.
 EFFECT = INPUTS + TASK_SOURCE + RUN_ID
 # A check (consent, the case's state) is never served from cache: a replay weeks later must

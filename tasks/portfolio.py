@@ -6,12 +6,12 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from sqlmodel import select
 
-from models import cases
-from models.database import session_scope
-from models.portfolio_report import ARTIFACTS, build_report
-from models.settings import get_settings
-from models.tables import Effect
-from models.timeline import artifact_key, timeline, timeline_markdown
+from models.config.settings import get_settings
+from models.record.database import session_scope
+from models.record.tables import Effect
+from models.reporting.portfolio_report import ARTIFACTS, build_report
+from models.reporting.timeline import artifact_key, timeline, timeline_markdown
+from models.rules import cases
 from tasks.policies import CHECK, DATABASE_RETRIES, now
 
 

@@ -6,14 +6,14 @@ from zoneinfo import ZoneInfo
 from prefect import task
 from sqlmodel import Session, select
 
-from models import cases
-from models.database import session_scope
+from models.config.profile import ProfileError, load_profile
+from models.config.settings import get_settings
 from models.errors import Refusal
-from models.forms import Referral, ReferralDetails
-from models.profile import ProfileError, load_profile
-from models.review import REVIEW_START
-from models.settings import get_settings
-from models.tables import Agency, Review
+from models.record.database import session_scope
+from models.record.tables import Agency, Review
+from models.rules import cases
+from models.rules.review import REVIEW_START
+from models.steps.forms import Referral, ReferralDetails
 from models.vocabulary import Stage
 from tasks.policies import DATABASE_RETRIES, StepOutcome, apply_once, now
 

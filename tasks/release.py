@@ -4,10 +4,10 @@ from datetime import date
 
 from prefect import get_run_logger, task
 
-from models import cases, conference, release, review
-from models.audit import audit
-from models.database import session_scope
-from models.ledger import record, recorded
+from models.record.audit import audit
+from models.record.database import session_scope
+from models.record.ledger import record, recorded
+from models.rules import cases, conference, release, review
 from models.vocabulary import Phase
 from tasks.policies import DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES, now
 from tasks.portfolio import publish_timeline

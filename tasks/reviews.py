@@ -1,6 +1,6 @@
 """Review cycles: start the cycle a scheduled run is for, start a review's run, move or cancel a
 scheduled review, cancel what a closed case leaves. Runs cancelled outside caseconf are
-reconciled beside recovery (`deployments/recovery.py`)."""
+reconciled beside recovery (`tasks/housekeeping.py`)."""
 
 from datetime import date, datetime
 from uuid import UUID
@@ -11,10 +11,10 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled
 from sqlmodel import col, select
 
-from models import cases, review
-from models.database import session_scope
-from models.forms import ReviewChange
-from models.tables import Review
+from models.record.database import session_scope
+from models.record.tables import Review
+from models.rules import cases, review
+from models.steps.forms import ReviewChange
 from models.vocabulary import CaseStatus, Phase, ReviewChangeReason, ReviewStatus
 from tasks.policies import CHECK, DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES, now
 from tasks.runs import start_cycle_run

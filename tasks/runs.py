@@ -10,8 +10,9 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
 from prefect.states import Cancelled
 
-from models import cases, portfolio, review
-from models.database import session_scope
+from models.record.database import session_scope
+from models.reporting import portfolio
+from models.rules import cases, review
 from models.vocabulary import ConferenceType, Stage
 from tasks.policies import DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES
 from tasks.steps import forget_inputs

@@ -5,11 +5,11 @@ from datetime import date
 from prefect import task
 from pydantic import BaseModel
 
-from models import cases, review, stages
-from models.conference import get_conference
-from models.database import session_scope
-from models.forms import StageMove, Transfer
-from models.profile import Profile, load_profile
+from models.config.profile import Profile, load_profile
+from models.record.database import session_scope
+from models.rules import cases, review, stages
+from models.rules.conference import get_conference
+from models.steps.forms import StageMove, Transfer
 from models.vocabulary import Phase, Stage
 from tasks.policies import DATABASE_RETRIES, now
 

@@ -7,23 +7,23 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from sqlmodel import Session, col, select
 
-from models import cases, choices, consent
-from models.audit import audit
-from models.conference import get_conference
-from models.continuity import continuity, continuity_table
-from models.database import session_scope
-from models.fallback import INVITED_EVENTS
-from models.forms import Choice, Stakeholders
-from models.participants import (
+from models.config.profile import Profile, load_profile
+from models.record.audit import audit
+from models.record.database import session_scope
+from models.record.tables import Agency, Case, Conference, Notification, Representative
+from models.reporting.continuity import continuity, continuity_table
+from models.rules import cases, choices, consent
+from models.rules.conference import get_conference
+from models.rules.fallback import INVITED_EVENTS
+from models.rules.participants import (
     last_representatives,
     named_representatives,
     proposed_representatives,
     record_participants,
     substitutions,
 )
-from models.profile import Profile, load_profile
-from models.stages import case_today
-from models.stakeholders import (
+from models.rules.stages import case_today
+from models.rules.stakeholders import (
     AgencyView,
     Proposal,
     Selection,
@@ -32,7 +32,7 @@ from models.stakeholders import (
     core_cap_warning,
     propose_participants,
 )
-from models.tables import Agency, Case, Conference, Notification, Representative
+from models.steps.forms import Choice, Stakeholders
 from models.vocabulary import AgencyKind, ConferenceType, ConsentScope, Need, Stage
 from tasks.policies import CHECK, DATABASE_RETRIES, StepOutcome, apply_once, now
 
@@ -97,7 +97,7 @@ def describe_proposal(
 
 def invitations_queued(case_id: int, conference_id: int) -> bool:
     """Whether the conference's invitations are in the outbox (`invite` done: it queues every
-    participant's in one transaction). `models.fallback.was_invited`'s question, asked through
+    participant's in one transaction). `models.rules.fallback.was_invited`'s question, asked through
     the case's index: every replay asks it, and the outbox holds every case's messages."""
     with session_scope() as session:
         query = select(Notification.id).where(

@@ -11,8 +11,8 @@ from prefect import task
 from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 
-from models import ledger
-from models.database import session_scope
+from models.record import ledger
+from models.record.database import session_scope
 from tasks.policies import DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES
 
 # Plain reads, not tasks: they need no retry beyond the run's own, no cache (they must never

@@ -19,8 +19,9 @@ os.environ["PREFECT_HOME"] = str(_TMP / "prefect")  # never the developer's var/
 from sqlalchemy import text  # noqa: E402
 from sqlmodel import Session, SQLModel  # noqa: E402
 
-from models.database import get_engine, migrate, session_scope  # noqa: E402
-from models.directory import load_directory, sync_directory  # noqa: E402
+from models.config.directory import load_directory  # noqa: E402
+from models.record.agencies import sync_directory  # noqa: E402
+from models.record.database import RecordSession, get_engine, migrate, session_scope  # noqa: E402
 
 
 def _reset(url: str) -> None:
@@ -51,7 +52,7 @@ def session(database: str) -> Iterator[Session]:
     """A session whose writes are rolled back after the test."""
     connection = get_engine(database).connect()
     transaction = connection.begin()
-    with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
+    with RecordSession(bind=connection, join_transaction_mode="create_savepoint") as session:
         yield session
     transaction.rollback()
     connection.close()

@@ -17,8 +17,13 @@ ROOMS = {
     "flows": "what a run coordinates: one flow per deployment, and the human-step pattern",
     "tasks": "thin Prefect tasks over the rules: retries, cache policies, what the UI shows",
     "models": "the domain as plain typed functions and tables; no Prefect",
-    "models/messaging": "what caseconf sends to the agencies and how",
-    "deployments": "operator commands, serving, recovery, production, the managers' gateway",
+    "models/config": "",
+    "models/record": "",
+    "models/rules": "",
+    "models/messaging": "",
+    "models/reporting": "",
+    "models/steps": "",
+    "deployments": "operator commands, serving, production, the managers' gateway",
 }
 
 
@@ -29,6 +34,10 @@ def summary(path: Path) -> str:
     return " ".join(first.split())
 
 
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if not text[1:2].isupper() else text
+
+
 def module_map() -> str:
     """The map's Markdown, below its heading."""
     lines = [
@@ -36,6 +45,8 @@ def module_map() -> str:
         "",
     ]
     for room, what in ROOMS.items():
+        # A package says what it holds in its own docstring.
+        what = what or _lower_first(summary(ROOT / room / "__init__.py"))
         lines += [f"### `{room}/`: {what}", ""]
         for path in sorted((ROOT / room).glob("*.py")):
             if path.name == "__init__.py":

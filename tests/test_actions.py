@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session
 
-from models.actions import ActionUpdate, review_open_actions
-from models.cases import agency_by_code
-from models.conference import open_actions
 from models.errors import Refusal
-from models.tables import ActionItem, Case, Conference
+from models.record.tables import ActionItem, Case, Conference
+from models.rules.actions import ActionUpdate, review_open_actions
+from models.rules.cases import agency_by_code
+from models.rules.conference import open_actions
 from models.vocabulary import ActionStatus, NotDoneReason, Phase
 from tests.test_conference_rules import new_case, new_conference
 

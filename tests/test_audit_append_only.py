@@ -13,13 +13,13 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, delete, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session, SQLModel, col
+from sqlmodel import SQLModel, col
 
-from models.cases import refer_case, representative_by_code
-from models.consent import record_consent
-from models.database import get_engine, session_scope
-from models.settings import PROJECT_ROOT
-from models.tables import AuditEvent, ConsentRecord, StageChange
+from models.config.settings import PROJECT_ROOT
+from models.record.database import RecordSession, get_engine, session_scope
+from models.record.tables import AuditEvent, ConsentRecord, StageChange
+from models.rules.cases import refer_case, representative_by_code
+from models.rules.consent import record_consent
 from models.vocabulary import ConsentDecision, ConsentScope, Need, Stage, StageChangeKind
 
 pytestmark = pytest.mark.database
@@ -276,7 +276,7 @@ def test_the_ordinary_code_paths_still_append(database: str, rows: Rows) -> None
             now=NOW,
         )
         record_id = record.id
-    with Session(get_engine(database)) as session:
+    with RecordSession(get_engine(database)) as session:
         assert session.get(ConsentRecord, record_id) is not None
 
 

@@ -10,11 +10,10 @@ import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
-from sqlmodel import Session
 
-from models.database import get_engine
-from models.tables import Effect
-from models.timeline import artifact_key
+from models.record.database import RecordSession, get_engine
+from models.record.tables import Effect
+from models.reporting.timeline import artifact_key
 from tasks.portfolio import publish_portfolio, refresh_timeline
 from tests.browser import SCREENSHOTS, browser, gateway, page  # noqa: F401  (fixtures)
 from tests.test_gateway import make_paused_run
@@ -37,7 +36,7 @@ def a_case_waiting(database: str, prefect_server: Any) -> tuple[str, str]:
     """A case whose referral run waits at a step (a real paused run), and its artifacts."""
     reference = f"CASE-2026-{datetime.now(UTC).strftime('%H%M%S')}"
     run_id = make_paused_run(reference)
-    with Session(get_engine(database), expire_on_commit=False) as session:
+    with RecordSession(get_engine(database), expire_on_commit=False) as session:
         world = World(session)
         case = world.case(reference=reference, phase="stakeholders", current_flow_run_id=run_id)
         session.add(Effect(key=f"{run_id}-referral", case_id=case.id, result={}))

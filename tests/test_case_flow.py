@@ -16,9 +16,9 @@ from prefect.client.schemas.objects import StateType
 from sqlmodel import Session, col, select
 
 from deployments.mailcatcher import ChatCatcher
-from models.database import get_engine
-from models.ledger import FORGOTTEN
-from models.tables import (
+from models.record.database import RecordSession, get_engine
+from models.record.ledger import FORGOTTEN
+from models.record.tables import (
     ActionItem,
     Agency,
     AuditEvent,
@@ -68,7 +68,7 @@ def starts_in(days: int) -> str:
 
 
 def db(database: str) -> Session:
-    return Session(get_engine(database), expire_on_commit=False)
+    return RecordSession(get_engine(database), expire_on_commit=False)
 
 
 def case_of(database: str, run_id: object) -> Case:
@@ -395,7 +395,7 @@ def test_social_network_case_with_consent_family_plan_and_item_by_item_decision(
     assert [str(plan[n].outcome) for n in (1, 2, 3)] == ["accepted", "amended", "rejected"]
     assert plan[2].amendment == f"{CANARY} amended" and plan[3].reason
     with db(database) as s:
-        from models.release import minutes_per_audience
+        from models.rules.release import minutes_per_audience
 
         minutes = {
             m.role: m for m in minutes_per_audience(s, conference=s.get(Conference, conference.id))
@@ -491,7 +491,7 @@ def test_refused_consent_closes_the_case_or_goes_on_as_security(serving, databas
         "closed",
     )
     assert rows(database, Notification, case_id=closed.id) == []
-    from models.tables import ConsentRecord
+    from models.record.tables import ConsentRecord
 
     [refusal] = rows(database, ConsentRecord, case_id=closed.id)
     assert refusal.decision == "refused"

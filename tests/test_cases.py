@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from models.cases import case_by_reference, close_case, refer_case
 from models.errors import Refusal
-from models.tables import AuditEvent, Case, Review
+from models.record.tables import AuditEvent, Case, Review
+from models.rules.cases import case_by_reference, close_case, refer_case
 from models.vocabulary import (
     CaseStatus,
     ClosureReason,

@@ -18,16 +18,16 @@ import pytest
 from sqlmodel import select
 
 from deployments.mailcatcher import MailCatcher
-from models.cases import close_case, refer_case
-from models.conference import open_conference
-from models.database import session_scope
-from models.followup import queue_due_notices
 from models.messaging.channels import Transport
 from models.messaging.mail_plugin import message_id_for
-from models.messaging.outbox import requeue_failed, send_now
-from models.participants import record_participants
-from models.stakeholders import Proposal
-from models.tables import ActionItem, Agency, Case, Notification
+from models.messaging.sending import requeue_failed, send_now
+from models.record.database import session_scope
+from models.record.tables import ActionItem, Agency, Case, Notification
+from models.rules.cases import close_case, refer_case
+from models.rules.conference import open_conference
+from models.rules.followup import queue_due_notices
+from models.rules.participants import record_participants
+from models.rules.stakeholders import Proposal
 from models.vocabulary import (
     ClosureReason,
     ConferenceKind,

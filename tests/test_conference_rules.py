@@ -7,8 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, func, select
 
-from models.cases import refer_case
-from models.conference import (
+from models.config.profile import Profile, load_profile
+from models.errors import Refusal
+from models.record.tables import (
+    ActionItem,
+    Case,
+    Conference,
+    InformationItem,
+    Participant,
+    PlanItem,
+)
+from models.rules.cases import refer_case
+from models.rules.conference import (
     ActionEntry,
     InformationEntry,
     PlanDecisionEntry,
@@ -19,11 +29,8 @@ from models.conference import (
     record_family_plan,
     record_information,
 )
-from models.errors import Refusal
-from models.participants import record_participants
-from models.profile import Profile, load_profile
-from models.stakeholders import Proposal
-from models.tables import ActionItem, Case, Conference, InformationItem, Participant, PlanItem
+from models.rules.participants import record_participants
+from models.rules.stakeholders import Proposal
 from models.vocabulary import (
     PROFESSIONAL_ROLES,
     ActionStatus,

@@ -5,12 +5,12 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlmodel import Session, select
 
-from models.cases import refer_case, representative_by_code
-from models.consent import consent_in_force, ledger, missing_consent, record_consent
-from models.consent import in_force as pure_in_force
+from models.config.profile import load_profile
 from models.errors import Refusal
-from models.profile import load_profile
-from models.tables import Case, ConsentRecord
+from models.record.tables import Case, ConsentRecord
+from models.rules.cases import refer_case, representative_by_code
+from models.rules.consent import consent_in_force, ledger, missing_consent, record_consent
+from models.rules.consent import in_force as pure_in_force
 from models.vocabulary import (
     ConferenceType,
     ConsentDecision,
@@ -290,8 +290,8 @@ def test_an_expired_conference_consent_stops_every_step_and_security_needs_none(
 def test_the_flows_gate_reads_the_cases_profile_and_the_committed_ledger(database: str) -> None:
     """`tasks.consent.missing_consent`, which the flow calls before every step, finds the case's
     profile and the conference's type itself and reads the ledger as committed."""
-    from models.conference import open_conference
-    from models.database import session_scope
+    from models.record.database import session_scope
+    from models.rules.conference import open_conference
     from models.vocabulary import ConferenceKind
     from tasks.consent import missing_consent as gate
 

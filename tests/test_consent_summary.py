@@ -7,10 +7,10 @@ import pytest
 from sqlmodel import Session, select
 
 from deployments.__main__ import main
-from models.consent import record_consent, withdraw
-from models.consent_summary import consent_summary
-from models.database import session_scope
-from models.tables import AuditEvent, Case, InformationItem
+from models.record.database import session_scope
+from models.record.tables import AuditEvent, Case, InformationItem
+from models.reporting.consent_summary import consent_summary
+from models.rules.consent import record_consent, withdraw
 from models.vocabulary import Classification, ConferenceType, ConsentDecision, ConsentScope
 from tests.test_conference_rules import NOW, new_conference
 
@@ -57,7 +57,7 @@ def test_summary_says_what_each_participant_may_receive_and_where_consent_stands
 def test_exporting_the_summary_is_audited_with_its_reason(
     database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from models.cases import refer_case
+    from models.rules.cases import refer_case
     from models.vocabulary import Stage
 
     with session_scope() as session:  # committed: a prefix of its own, so no other test sees it

@@ -6,13 +6,13 @@ import pytest
 from sqlmodel import Session, select
 
 from deployments.__main__ import main
-from models.cases import refer_case
-from models.conference import open_conference
-from models.continuity import AgencyContinuity, continuity, continuity_table
-from models.database import session_scope
-from models.participants import last_representatives, record_participants
-from models.stakeholders import Proposal
-from models.tables import Case, Representative
+from models.record.database import session_scope
+from models.record.tables import Case, Representative
+from models.reporting.continuity import AgencyContinuity, continuity, continuity_table
+from models.rules.cases import refer_case
+from models.rules.conference import open_conference
+from models.rules.participants import last_representatives, record_participants
+from models.rules.stakeholders import Proposal
 from models.vocabulary import ConferenceKind, ConferenceType, Role, Stage
 from tests.test_conference_rules import NOW
 

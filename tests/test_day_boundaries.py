@@ -9,16 +9,16 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlmodel import Session, col, select
 
-from models import review
-from models.cases import refer_case
-from models.conference import open_conference
+from models.config.profile import load_profile
 from models.errors import Refusal
-from models.followup import queue_due_notices
-from models.participants import record_participants
-from models.profile import load_profile
-from models.stages import case_today, conference_due_after_move, move_stage
-from models.stakeholders import Proposal
-from models.tables import ActionItem, Agency, Case, Conference, Notification, Review
+from models.record.tables import ActionItem, Agency, Case, Conference, Notification, Review
+from models.rules import review
+from models.rules.cases import refer_case
+from models.rules.conference import open_conference
+from models.rules.followup import queue_due_notices
+from models.rules.participants import record_participants
+from models.rules.stages import case_today, conference_due_after_move, move_stage
+from models.rules.stakeholders import Proposal
 from models.vocabulary import (
     ConferenceKind,
     ConferenceType,
@@ -407,8 +407,8 @@ def test_a_review_due_notice_comes_seven_days_before_across_a_clock_change(
 def test_a_consent_expires_when_its_day_ends_in_vienna_not_in_utc(session: Session) -> None:
     """A consent given until 31 December is no longer in force at 23:30 UTC that evening: it is
     already 1 January in Vienna, the day the gate (tasks.consent) checks against."""
-    from models.consent import ledger, missing_consent
-    from models.tables import ConsentRecord
+    from models.record.tables import ConsentRecord
+    from models.rules.consent import ledger, missing_consent
     from models.vocabulary import ConsentDecision, ConsentScope
 
     now = datetime(2031, 12, 31, 23, 30, tzinfo=UTC)

@@ -12,24 +12,12 @@ from icalendar import Calendar
 from sqlmodel import Session, col, delete, select
 
 from deployments.mailcatcher import ChatCatcher, MailCatcher
-from models.cases import close_case, refer_case
-from models.conference import (
-    InformationEntry,
-    cancel_conference,
-    open_conference,
-    record_information,
-)
-from models.database import session_scope
-from models.followup import queue_due_notices
-from models.invitations import queue_invitations
 from models.messaging.channels import DeliveryError, Outgoing, Transport
 from models.messaging.delivery import compose
-from models.messaging.outbox import failures, mark_failed, pending, requeue_failed, send_one
-from models.participants import record_participants
-from models.portfolio import rebuild_summaries
-from models.release import release
-from models.stakeholders import Proposal
-from models.tables import (
+from models.messaging.sending import failures, mark_failed, pending, requeue_failed, send_one
+from models.record.database import session_scope
+from models.record.summaries import rebuild_summaries
+from models.record.tables import (
     ActionItem,
     Agency,
     Case,
@@ -39,6 +27,18 @@ from models.tables import (
     Participant,
     Review,
 )
+from models.rules.cases import close_case, refer_case
+from models.rules.conference import (
+    InformationEntry,
+    cancel_conference,
+    open_conference,
+    record_information,
+)
+from models.rules.followup import queue_due_notices
+from models.rules.invitations import queue_invitations
+from models.rules.participants import record_participants
+from models.rules.release import release
+from models.rules.stakeholders import Proposal
 from models.vocabulary import (
     ClosureReason,
     ConferenceKind,

@@ -13,15 +13,11 @@ from sqlalchemy import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from models.directory import (
-    Directory,
-    DirectoryError,
-    load_directory,
-    parse_directory,
-    sync_directory,
-)
-from models.settings import PROJECT_ROOT, get_settings
-from models.tables import Agency, Representative
+from models.config.directory import Directory, DirectoryError, load_directory, parse_directory
+from models.config.settings import PROJECT_ROOT, get_settings
+from models.record.agencies import sync_directory
+from models.record.database import RecordSession
+from models.record.tables import Agency, Representative
 from models.vocabulary import AgencyKind, Classification
 
 DEMO = PROJECT_ROOT / "config" / "directory.demo.yaml"
@@ -157,10 +153,10 @@ def rows(session: Session) -> tuple[dict[str, Agency], dict[str, Representative]
 
 def test_sync_inserts_updates_and_deactivates(engine: Engine) -> None:
     directory = load_directory(DEMO)
-    with Session(engine) as session:
+    with RecordSession(engine) as session:
         sync_directory(session, directory)
         session.commit()
-    with Session(engine) as session:
+    with RecordSession(engine) as session:
         agencies, reps = rows(session)
         assert set(agencies) == {a.code for a in directory.agencies}
         assert agencies["neustart-wien"].kinds == ["cso", "probation", "case_manager"]
@@ -176,10 +172,10 @@ def test_sync_inserts_updates_and_deactivates(engine: Engine) -> None:
     data["agencies"][1]["name"] = "Justizanstalt Wien-Josefstadt"
     data["agencies"][1]["kinds"] = ["prison", "social_services"]
     data["agencies"][1]["scope"] = "josefstadt"
-    with Session(engine) as session:
+    with RecordSession(engine) as session:
         sync_directory(session, parse_directory(data, "changed.yaml"))
         session.commit()
-    with Session(engine) as session:
+    with RecordSession(engine) as session:
         agencies, reps = rows(session)
         assert {code: a.id for code, a in agencies.items()} == ids  # upserted, never replaced
         assert not agencies["ams-wien"].active and not reps["ams-wien-1"].active
@@ -188,33 +184,33 @@ def test_sync_inserts_updates_and_deactivates(engine: Engine) -> None:
         assert agencies["jva-wien"].kinds == ["prison", "social_services"]
         assert agencies["jva-wien"].scope == "josefstadt"
 
-    with Session(engine) as session:  # back in the file: active again
+    with RecordSession(engine) as session:  # back in the file: active again
         sync_directory(session, directory)
         session.commit()
-    with Session(engine) as session:
+    with RecordSession(engine) as session:
         agencies, reps = rows(session)
         assert all(a.active for a in agencies.values()) and all(r.active for r in reps.values())
 
 
 def test_sync_is_all_or_nothing(engine: Engine) -> None:
-    with Session(engine) as session:
+    with RecordSession(engine) as session:
         sync_directory(session, load_directory(DEMO))
         session.rollback()  # what session_scope does when the block raises
-    with Session(engine) as session:
+    with RecordSession(engine) as session:
         assert rows(session) == ({}, {})
 
 
 def test_a_representative_may_move_to_another_agency(engine: Engine) -> None:
-    with Session(engine) as session:
+    with RecordSession(engine) as session:
         sync_directory(session, load_directory(DEMO))
         session.commit()
     data = demo_data()
     moved = data["agencies"][0]["representatives"].pop()
     data["agencies"][1]["representatives"].append(moved)
-    with Session(engine) as session:
+    with RecordSession(engine) as session:
         sync_directory(session, parse_directory(data, "moved.yaml"))
         session.commit()
-    with Session(engine) as session:
+    with RecordSession(engine) as session:
         agencies, reps = rows(session)
         assert reps[moved["code"]].agency_id == agencies["jva-wien"].id
         assert reps[moved["code"]].active
@@ -259,10 +255,10 @@ def test_sync_leaves_exactly_the_files_entries_active(
     try:
         for data in (first, second):
             directory = parse_directory(data, "generated.yaml")
-            with Session(engine) as session:
+            with RecordSession(engine) as session:
                 sync_directory(session, directory)
                 session.commit()
-        with Session(engine) as session:
+        with RecordSession(engine) as session:
             agencies, reps = rows(session)
         expected = Directory.model_validate(second)
         assert {c for c, a in agencies.items() if a.active} == {a.code for a in expected.agencies}
@@ -300,7 +296,7 @@ def test_barcelona_demo_directory_has_both_police_forces_and_a_case_manager() ->
 
 
 def test_barcelona_channels_each_have_an_apprise_url() -> None:
-    from models.directory import channel_tags
+    from models.config.directory import channel_tags
     from models.messaging.channels import check_tags, load_apprise_config
 
     config = load_apprise_config(PROJECT_ROOT / "config" / "apprise.barcelona.yaml")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prefect.client.orchestration import get_client
 
-from models.settings import PROJECT_ROOT
+from models.config.settings import PROJECT_ROOT
 from tests.prefect_harness import PrefectServer, Walk
 
 pytestmark = pytest.mark.flow

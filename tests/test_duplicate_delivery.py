@@ -17,16 +17,16 @@ import pytest
 from sqlmodel import col, select
 
 from deployments.mailcatcher import ChatCatcher, MailCatcher
-from models.cases import close_case, refer_case
-from models.conference import open_conference
-from models.database import session_scope
-from models.invitations import queue_invitations
 from models.messaging.channels import Transport
 from models.messaging.mail_plugin import build_message, message_digest, message_id_for
-from models.messaging.outbox import send_one
-from models.participants import record_participants
-from models.stakeholders import Proposal
-from models.tables import Case, Notification
+from models.messaging.sending import send_one
+from models.record.database import session_scope
+from models.record.tables import Case, Notification
+from models.rules.cases import close_case, refer_case
+from models.rules.conference import open_conference
+from models.rules.invitations import queue_invitations
+from models.rules.participants import record_participants
+from models.rules.stakeholders import Proposal
 from models.vocabulary import (
     ClosureReason,
     ConferenceKind,

@@ -5,13 +5,13 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlmodel import Session, col, func, select
 
-from models.actions import ActionUpdate, review_open_actions
-from models.cases import close_case
-from models.conference import open_conference
-from models.followup import queue_due_notices
-from models.participants import record_participants
-from models.stakeholders import Proposal
-from models.tables import ActionItem, Agency, Case, Conference, Notification, Review
+from models.record.tables import ActionItem, Agency, Case, Conference, Notification, Review
+from models.rules.actions import ActionUpdate, review_open_actions
+from models.rules.cases import close_case
+from models.rules.conference import open_conference
+from models.rules.followup import queue_due_notices
+from models.rules.participants import record_participants
+from models.rules.stakeholders import Proposal
 from models.vocabulary import (
     ActionStatus,
     ClosureReason,

@@ -13,7 +13,7 @@ from prefect.input import RunInput
 from prefect.input.run_input import create_v2_schema
 
 from flows.steps import form_with
-from models.forms import (
+from models.steps.forms import (
     ALL_FORMS,
     Closure,
     Decision,
@@ -155,7 +155,7 @@ def test_a_prefilled_answer_left_out_arrives_in_its_own_type() -> None:
 
 
 def test_forms_are_plain_models_that_prefect_asks_as_run_inputs():
-    """The forms know nothing of Prefect (models/forms.py); form_with makes each a RunInput."""
+    """The forms know nothing of Prefect (models/steps/forms.py); form_with makes each a RunInput."""
     for form in ALL_FORMS:
         assert not issubclass(form, RunInput)
         asked = form_with(form, description="test")

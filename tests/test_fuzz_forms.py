@@ -25,10 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, func, select
 
-import models.forms as forms
-from models import actions, cases, conference
+import models.steps.forms as forms
 from models.errors import Refusal
-from models.tables import ActionItem, Agency, AuditEvent, Case, Conference, InformationItem
+from models.record.tables import ActionItem, Agency, AuditEvent, Case, Conference, InformationItem
+from models.rules import actions, cases, conference
 from models.vocabulary import ActionStatus, ConferenceKind, ConferenceType, Phase, Stage
 from tests.fuzz import (
     Verdict,

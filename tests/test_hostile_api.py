@@ -18,10 +18,10 @@ from prefect.client.schemas.filters import (
     LogFilter,
     LogFilterFlowRunId,
 )
-from sqlmodel import Session, select
+from sqlmodel import select
 
-from models.database import get_engine
-from models.tables import Case, Notification
+from models.record.database import RecordSession, get_engine
+from models.record.tables import Case, Notification
 from tests.fuzz import HOSTILE
 from tests.prefect_harness import Walk, read_run, text_of
 
@@ -65,7 +65,7 @@ def test_hostile_answers_through_the_api_are_refused_with_the_field_named(
     with pytest.raises(RuntimeError, match="acting_representative"):
         walk.answer(file_number="HOSTILE-1", needs=[], acting_representative="no-such-person-1")
     walk.waits_at("referral", attempt=0)
-    with Session(get_engine(database)) as s:
+    with RecordSession(get_engine(database)) as s:
         assert s.exec(select(Case).where(Case.referral_file_number == "HOSTILE-1")).all() == []
 
     walk.answer(file_number="HOSTILE-1", needs=["housing"], acting_representative=REP)
@@ -124,7 +124,7 @@ def test_hostile_answers_through_the_api_are_refused_with_the_field_named(
     assert logs, "the run logged nothing: the check would be vacuous"
     leaked = [t for t in typed if t in said]
     assert leaked == []
-    with Session(get_engine(database)) as s:
+    with RecordSession(get_engine(database)) as s:
         case = s.exec(select(Case).where(Case.reference == reference)).one()
         assert s.exec(select(Notification).where(Notification.case_id == case.id)).all() == []
     for message in mail.messages():

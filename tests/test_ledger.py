@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
-from models import ledger
-from models.database import session_scope
 from models.errors import Problem, Refusal
-from models.tables import AuditEvent, Effect, FormRefusal
+from models.record import ledger
+from models.record.database import session_scope
+from models.record.tables import AuditEvent, Effect, FormRefusal
 from tasks.policies import apply_once
 
 pytestmark = pytest.mark.database
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.database
 NOW = datetime(2035, 2, 1, 10, 0, tzinfo=UTC)
 
 
-# --- models.ledger, in the rolled-back session ----------------------------------------------
+# --- models.record.ledger, in the rolled-back session ----------------------------------------------
 
 
 def test_record_then_recorded_round_trip(session: Session) -> None:

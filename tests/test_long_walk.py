@@ -19,8 +19,8 @@ from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 from sqlmodel import Session, col, select
 
-from models.database import get_engine
-from models.tables import (
+from models.record.database import RecordSession, get_engine
+from models.record.tables import (
     ActionItem,
     Agency,
     Case,
@@ -53,7 +53,7 @@ def day(days: int = 0, weeks: int = 0) -> date:
 
 
 def db(database: str) -> Session:
-    return Session(get_engine(database), expire_on_commit=False)
+    return RecordSession(get_engine(database), expire_on_commit=False)
 
 
 def coordinator_action(deployment: str, parameter: str, **values: object) -> None:

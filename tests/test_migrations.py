@@ -11,9 +11,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 from sqlmodel import SQLModel
 
-import models.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
-from models.database import migrate
-from models.settings import PROJECT_ROOT
+import models.record.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from models.config.settings import PROJECT_ROOT
+from models.record.database import migrate
 
 pytestmark = pytest.mark.database
 
@@ -108,7 +108,7 @@ def test_partial_unique_index_is_created_by_the_migration(database: str) -> None
 
 def test_migrate_creates_the_folder_of_a_new_sqlite_database(tmp_path) -> None:
     """A fresh clone has no ./var/: the first `make run` must still migrate."""
-    from models.database import migrate
+    from models.record.database import migrate
 
     target = tmp_path / "not-yet" / "there" / "caseconf.db"
     migrate(f"sqlite:///{target}")

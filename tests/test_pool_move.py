@@ -22,11 +22,11 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from deployments.mailcatcher import MailCatcher, free_port
-from models.database import get_engine
-from models.tables import Case, Notification, Review
+from models.record.database import RecordSession, get_engine
+from models.record.tables import Case, Notification, Review
 from tests.prefect_harness import ROOT, PrefectServer, Serving, Walk, wait_for
 
 pytestmark = [pytest.mark.production, pytest.mark.flow]
@@ -163,7 +163,7 @@ def test_waiting_cases_move_from_serve_to_workers(installation) -> None:
         text=True,
     )
     assert moved.returncode == 0, moved.stdout + moved.stderr
-    with Session(get_engine(database)) as s:
+    with RecordSession(get_engine(database)) as s:
         cases = {c.referral_file_number: c for c in s.exec(select(Case))}
         [review] = s.exec(select(Review)).all()
     a, c, b = cases["W-1"], cases["W-2"], cases["W-3"]
@@ -220,7 +220,7 @@ def test_waiting_cases_move_from_serve_to_workers(installation) -> None:
         time.sleep(1)
         sent_after = Counter(m["X-RcptTo"] + str(m["Subject"]) for m in mail.messages())
         assert sent_after == sent_before
-        with Session(get_engine(database)) as s:
+        with RecordSession(get_engine(database)) as s:
             rows = s.exec(select(Notification)).all()
         assert len({n.key for n in rows}) == len(rows)
         assert sum(1 for n in rows if n.status == "sent") == sum(sent_after.values())

@@ -16,26 +16,12 @@ import pytest
 from sqlalchemy import func, or_
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
-from models.cases import close_case, refer_case
-from models.conference import open_conference
-from models.directory import load_directory, sync_directory
-from models.fallback import reselect_as_security
-from models.participants import record_participants
-from models.portfolio import (
-    CONTINUITY_WINDOW,
-    WAITING_PHASES,
-    add_months,
-    continuity,
-    quarter_of,
-    stage_at,
-    stage_tallies,
-    stages_over_quarters,
-)
-from models.portfolio_report import ARTIFACTS, build_report
-from models.profile import load_profile
-from models.stages import move_stage, transfer_case
-from models.stakeholders import Proposal
-from models.tables import (
+from models.config.directory import load_directory
+from models.config.profile import load_profile
+from models.record.agencies import sync_directory
+from models.record.database import RecordSession
+from models.record.summaries import add_months, quarter_of, stage_tallies
+from models.record.tables import (
     ActionItem,
     Agency,
     AgencyParticipation,
@@ -54,6 +40,20 @@ from models.tables import (
     StageChange,
     StageTally,
 )
+from models.reporting.portfolio import (
+    CONTINUITY_WINDOW,
+    WAITING_PHASES,
+    continuity,
+    stage_at,
+    stages_over_quarters,
+)
+from models.reporting.portfolio_report import ARTIFACTS, build_report
+from models.rules.cases import close_case, refer_case
+from models.rules.conference import open_conference
+from models.rules.fallback import reselect_as_security
+from models.rules.participants import record_participants
+from models.rules.stages import move_stage, transfer_case
+from models.rules.stakeholders import Proposal
 from models.vocabulary import (
     ClosureReason,
     ConferenceKind,
@@ -620,7 +620,7 @@ def test_each_artifact_matches_the_database(session: Session) -> None:
 
 def test_no_typed_text_reaches_an_artifact(session: Session) -> None:
     """Canary: every free-text field of the scenario carries it; no artifact does."""
-    from models.timeline import timeline, timeline_markdown
+    from models.reporting.timeline import timeline, timeline_markdown
 
     made = scenario(session)
     published = list(report(session).values())
@@ -634,7 +634,7 @@ def test_no_typed_text_reaches_an_artifact(session: Session) -> None:
 def test_empty_database_still_publishes(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
     SQLModel.metadata.create_all(engine)
-    with Session(engine) as session:
+    with RecordSession(engine) as session:
         sync_directory(session, load_directory())
         session.commit()
         out = report(session)

@@ -27,11 +27,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, select
 
 import tasks.policies as policies
-from models import ledger
-from models.cases import refer_case
-from models.database import migrate, session_scope
-from models.directory import load_directory, sync_directory
-from models.tables import Case, Effect
+from models.config.directory import load_directory
+from models.record import ledger
+from models.record.agencies import sync_directory
+from models.record.database import migrate, session_scope
+from models.record.tables import Case, Effect
+from models.rules.cases import refer_case
 from models.vocabulary import Need, Stage
 from tests.prefect_harness import free_port
 

@@ -32,11 +32,11 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
 from prefect.client.schemas.objects import StateType
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from deployments.mailcatcher import ChatCatcher, MailCatcher, free_port
-from models.database import get_engine
-from models.tables import (
+from models.record.database import RecordSession, get_engine
+from models.record.tables import (
     ActionItem,
     AuditEvent,
     Case,
@@ -107,14 +107,14 @@ def running_on(up: Running, run_id: UUID, timeout: float = 60) -> tuple[str, int
 
 
 def current_run(database: str, case_id: int | None) -> str | None:
-    with Session(get_engine(database)) as s:
+    with RecordSession(get_engine(database)) as s:
         case = s.get(Case, case_id)
         assert case is not None
         return case.current_flow_run_id
 
 
 def rows(database: str, model: type, **where: object) -> list:
-    with Session(get_engine(database), expire_on_commit=False) as s:
+    with RecordSession(get_engine(database), expire_on_commit=False) as s:
         query: Any = select(model)
         for name, value in where.items():
             query = query.where(getattr(model, name) == value)
@@ -186,7 +186,7 @@ def test_a_case_survives_a_lost_replica_and_a_killed_worker(stack, database: str
     mark("referral answered through replica 1")
     with up.api_settings(b):
         walk.waits_at("preparation")
-        with Session(get_engine(database)) as s:
+        with RecordSession(get_engine(database)) as s:
             case = s.exec(select(Case).where(Case.current_flow_run_id == str(walk.run_id))).one()
         walk.answer(
             conference_type="security",
@@ -280,7 +280,7 @@ def test_a_case_survives_a_lost_replica_and_a_killed_worker(stack, database: str
 
     # Every row exactly once, although a replica went away, a worker died mid-step and the
     # new run replayed every step before it.
-    with Session(get_engine(database)) as s:
+    with RecordSession(get_engine(database)) as s:
         now_case = s.get(Case, case.id)
         assert now_case is not None and now_case.phase == Phase.review_scheduled
     [conference] = rows(database, Conference, case_id=case.id)

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.profile import (
+from models.config.profile import (
     CoreSlot,
     Profile,
     ProfileError,
@@ -18,7 +18,7 @@ from models.profile import (
     load_profile,
     parse_profile,
 )
-from models.settings import PROJECT_ROOT, get_settings
+from models.config.settings import PROJECT_ROOT, get_settings
 from models.vocabulary import (
     AgencyKind,
     Classification,

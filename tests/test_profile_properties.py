@@ -18,16 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 
-from models.cases import refer_case, representative_by_code
-from models.conference import open_conference
-from models.consent import ledger, missing_consent, record_consent
+from models.config.profile import ConferenceTypeRules, Profile
+from models.config.settings import get_settings
 from models.messaging.delivery import compose
-from models.participants import record_participants
-from models.profile import ConferenceTypeRules, Profile
-from models.release import minutes_per_audience, release
-from models.settings import get_settings
-from models.stakeholders import Proposal
-from models.tables import (
+from models.record.tables import (
     ActionItem,
     Agency,
     Case,
@@ -38,6 +32,12 @@ from models.tables import (
     Participant,
     PlanItem,
 )
+from models.rules.cases import refer_case, representative_by_code
+from models.rules.conference import open_conference
+from models.rules.consent import ledger, missing_consent, record_consent
+from models.rules.participants import record_participants
+from models.rules.release import minutes_per_audience, release
+from models.rules.stakeholders import Proposal
 from models.vocabulary import (
     PROFESSIONAL_ROLES,
     AgencyKind,
@@ -756,12 +756,12 @@ def test_no_security_conference_ever_includes_or_tells_the_client_or_family(
 ) -> None:
     from hypothesis import assume, event
 
-    from models.conference import continue_as_security
+    from models.config.profile import load_profile
     from models.errors import Refusal
-    from models.fallback import reselect_as_security
-    from models.invitations import queue_invitations
-    from models.profile import load_profile
-    from models.stakeholders import AgencyView, propose_participants
+    from models.rules.conference import continue_as_security
+    from models.rules.fallback import reselect_as_security
+    from models.rules.invitations import queue_invitations
+    from models.rules.stakeholders import AgencyView, propose_participants
 
     nested = session.begin_nested()
     try:

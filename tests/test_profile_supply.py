@@ -8,14 +8,16 @@ from pathlib import Path
 import pytest
 import yaml
 from sqlalchemy.pool import StaticPool
-from sqlmodel import Session, SQLModel, create_engine, select
+from sqlmodel import SQLModel, create_engine, select
 
 from deployments.__main__ import main
-from models.directory import load_directory, sync_directory
-from models.profile import load_profile
-from models.settings import PROJECT_ROOT, get_settings
-from models.stakeholders import AgencyView, propose_participants, unsupplied
-from models.tables import Agency
+from models.config.directory import load_directory
+from models.config.profile import load_profile
+from models.config.settings import PROJECT_ROOT, get_settings
+from models.record.agencies import sync_directory
+from models.record.database import RecordSession, session_scope
+from models.record.tables import Agency
+from models.rules.stakeholders import AgencyView, propose_participants, unsupplied
 from models.vocabulary import ConferenceType, Stage
 
 CONFIG = PROJECT_ROOT / "config"
@@ -41,8 +43,6 @@ def load_with(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
 
 
 def agencies_in(database: str) -> list[tuple[str, bool, str | None]]:
-    from models.database import session_scope
-
     with session_scope() as session:
         rows = session.exec(select(Agency).order_by(Agency.code))
         return [(a.code, a.active, a.scope) for a in rows]
@@ -140,10 +140,10 @@ def test_the_scope_reaches_the_database_and_selection_reads_it_from_there() -> N
     engine = create_engine("sqlite://", poolclass=StaticPool)
     SQLModel.metadata.create_all(engine)
     try:
-        with Session(engine) as session:
+        with RecordSession(engine) as session:
             sync_directory(session, load_directory(BARCELONA))
             session.commit()
-        with Session(engine) as session:
+        with RecordSession(engine) as session:
             from_rows = [AgencyView.of(a) for a in session.exec(select(Agency))]
     finally:
         engine.dispose()

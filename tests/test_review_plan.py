@@ -16,15 +16,14 @@ from prefect.deployments import run_deployment
 from prefect.states import State
 from sqlmodel import Session, col, select
 
-from deployments.recovery import reconcile_reviews
-from models import review
-from models.cases import close_case, refer_case
-from models.conference import open_conference
-from models.database import get_engine, session_scope
 from models.errors import Refusal
-from models.participants import record_participants
-from models.stakeholders import Proposal
-from models.tables import AuditEvent, Case, Conference, Notification, Review
+from models.record.database import RecordSession, get_engine, session_scope
+from models.record.tables import AuditEvent, Case, Conference, Notification, Review
+from models.rules import review
+from models.rules.cases import close_case, refer_case
+from models.rules.conference import open_conference
+from models.rules.participants import record_participants
+from models.rules.stakeholders import Proposal
 from models.vocabulary import (
     ClosureReason,
     ConferenceKind,
@@ -36,6 +35,7 @@ from models.vocabulary import (
     Role,
     Stage,
 )
+from tasks.housekeeping import reconcile_reviews
 from tasks.release import schedule_review
 from tasks.reviews import start_review_run
 from tests.prefect_harness import FINAL, Walk, read_run, text_of, wait_for
@@ -104,7 +104,7 @@ def scheduled_case(file_number: str, in_days: int = 60) -> tuple[int, str]:
 
 
 def db(database: str) -> Session:
-    return Session(get_engine(database), expire_on_commit=False)
+    return RecordSession(get_engine(database), expire_on_commit=False)
 
 
 def reviews_of(database: str, case_id: int) -> dict[int, Review]:

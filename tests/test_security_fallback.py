@@ -7,26 +7,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import Session, select
 
-from models.cases import refer_case
-from models.conference import (
-    ActionEntry,
-    PlanDecisionEntry,
-    continue_as_security,
-    open_conference,
-    record_decision,
-    record_family_plan,
-)
-from models.consent import record_consent
+from models.config.profile import load_profile
 from models.errors import Refusal
-from models.fallback import reselect_as_security, was_invited
-from models.followup import queue_due_notices
-from models.invitations import queue_invitations, record_handover
 from models.messaging.delivery import compose
-from models.participants import record_participants
-from models.profile import load_profile
-from models.release import minutes_for, release
-from models.stakeholders import AgencyView, Proposal, propose_participants
-from models.tables import (
+from models.record.tables import (
     ActionItem,
     Agency,
     AuditEvent,
@@ -36,6 +20,22 @@ from models.tables import (
     Participant,
     PlanItem,
 )
+from models.rules.cases import refer_case
+from models.rules.conference import (
+    ActionEntry,
+    PlanDecisionEntry,
+    continue_as_security,
+    open_conference,
+    record_decision,
+    record_family_plan,
+)
+from models.rules.consent import record_consent
+from models.rules.fallback import reselect_as_security, was_invited
+from models.rules.followup import queue_due_notices
+from models.rules.invitations import queue_invitations, record_handover
+from models.rules.participants import record_participants
+from models.rules.release import minutes_for, release
+from models.rules.stakeholders import AgencyView, Proposal, propose_participants
 from models.vocabulary import (
     Classification,
     ConferenceKind,
@@ -439,7 +439,7 @@ def test_share_with_consent_decides_whether_an_agency_gets_professional_items(
     """A profile that makes the prosecution need share_with consent: without it, shared only."""
     import yaml
 
-    from models.settings import get_settings
+    from models.config.settings import get_settings
 
     data = yaml.safe_load((get_settings().profiles_dir / "austria-neustart.yaml").read_text())
     data["name"] = "share-test"

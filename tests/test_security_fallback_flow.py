@@ -14,7 +14,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 from sqlmodel import select
 
-from models.tables import Agency, AuditEvent, Case, Conference, Notification, Participant
+from models.record.tables import Agency, AuditEvent, Case, Conference, Notification, Participant
 from tests.prefect_harness import FINAL, Walk, calendar_parts, text_of, wait_for
 from tests.test_case_flow import REP, case_of, db, in_days, rows, starts_in
 

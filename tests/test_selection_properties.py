@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from models.config.profile import Profile
 from models.errors import Refusal
-from models.profile import Profile
-from models.stakeholders import (
+from models.rules.stakeholders import (
     CORE_GROUP,
     AgencyView,
     attended_phases,

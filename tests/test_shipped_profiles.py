@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from models.directory import load_directory
-from models.profile import Profile, export_profile_schema, load_profile
-from models.settings import PROJECT_ROOT
-from models.stakeholders import AgencyView, Selection, propose_participants
+from models.config.directory import load_directory
+from models.config.profile import Profile, export_profile_schema, load_profile
+from models.config.settings import PROJECT_ROOT
+from models.rules.stakeholders import AgencyView, Selection, propose_participants
 from models.vocabulary import (
     PROFESSIONAL_ROLES,
     AgencyKind,
@@ -82,8 +82,8 @@ def test_every_shipped_profile_loads(name: str) -> None:
 def test_schema_file_is_current() -> None:
     expected = json.dumps(export_profile_schema(), indent=2, sort_keys=True) + "\n"
     assert SCHEMA_FILE.read_text(encoding="utf-8") == expected, (
-        "docs/profile.schema.json is out of date with models/profile.py; regenerate it with:\n"
-        '  .venv/bin/python -c "import json; from models.profile import export_profile_schema; '
+        "docs/profile.schema.json is out of date with models/config/profile.py; regenerate it with:\n"
+        '  .venv/bin/python -c "import json; from models.config.profile import export_profile_schema; '
         "open('docs/profile.schema.json', 'w').write("
         'json.dumps(export_profile_schema(), indent=2, sort_keys=True) + chr(10))"'
     )

@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from models.cases import close_case, refer_case
+from models.config.profile import load_profile
 from models.errors import Refusal
-from models.profile import load_profile
-from models.stages import (
+from models.record.tables import Agency, AuditEvent, Case
+from models.rules.cases import close_case, refer_case
+from models.rules.stages import (
     MOVES,
     Moved,
     conference_due_after_move,
@@ -19,7 +20,6 @@ from models.stages import (
     stage_history,
     transfer_case,
 )
-from models.tables import Agency, AuditEvent, Case
 from models.vocabulary import (
     ClosureReason,
     Need,

@@ -8,13 +8,13 @@ from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, col, select
 
-from models.database import session_scope
-from models.directory import load_directory
+from models.config.directory import load_directory
+from models.config.profile import Profile, load_profile
+from models.config.settings import PROJECT_ROOT
 from models.errors import Refusal
-from models.forms import RepresentativeEntry, Stakeholders
-from models.profile import Profile, load_profile
-from models.settings import PROJECT_ROOT
-from models.stakeholders import (
+from models.record.database import session_scope
+from models.record.tables import Agency, AuditEvent, Case, Participant, Representative
+from models.rules.stakeholders import (
     MAX_REASON,
     AgencyView,
     Proposal,
@@ -24,7 +24,7 @@ from models.stakeholders import (
     core_cap_warning,
     propose_participants,
 )
-from models.tables import Agency, AuditEvent, Case, Participant, Representative
+from models.steps.forms import RepresentativeEntry, Stakeholders
 from models.vocabulary import (
     PROFESSIONAL_ROLES,
     AgencyKind,
@@ -833,7 +833,7 @@ def test_change_properties(
 
 @pytest.mark.database
 def test_named_representatives_are_checked_against_the_agency(session: Session) -> None:
-    from models.participants import named_representatives
+    from models.rules.participants import named_representatives
 
     on_list = {"dsn", "jva-wien", "neustart-wien"}
     named = named_representatives(
@@ -873,7 +873,7 @@ def test_named_representatives_are_checked_against_the_agency(session: Session) 
 
 
 def _open(session: Session, case: Case) -> int:
-    from models.conference import open_conference
+    from models.rules.conference import open_conference
 
     conference = open_conference(
         session,
@@ -893,7 +893,7 @@ def _open(session: Session, case: Case) -> int:
 def test_last_representative_is_proposed_again_and_a_substitute_is_recorded(
     database: str,
 ) -> None:
-    from models.cases import refer_case
+    from models.rules.cases import refer_case
     from tasks.stakeholders import confirm_participants, describe_proposal
 
     with session_scope() as session:  # committed: a prefix of its own, so no other test sees it
@@ -985,7 +985,7 @@ def test_last_representative_is_proposed_again_and_a_substitute_is_recorded(
 
 @pytest.mark.database
 def test_only_an_active_representative_of_the_agency_is_proposed_again(session: Session) -> None:
-    from models.participants import proposed_representatives
+    from models.rules.participants import proposed_representatives
 
     retired = session.exec(select(Representative).where(Representative.code == "dsn-1")).one()
     retired.active = False
@@ -1120,8 +1120,8 @@ def test_leads_and_coordinator_attend_every_phase_others_their_kinds_phases() ->
 
 @pytest.mark.database
 def test_record_participants_stores_each_agencys_phases(session: Session) -> None:
-    from models.conference import open_conference
-    from models.participants import record_participants
+    from models.rules.conference import open_conference
+    from models.rules.participants import record_participants
     from tests.test_conference_rules import new_case
 
     conference = open_conference(

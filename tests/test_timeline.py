@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
-from sqlmodel import Session
 
 from flows.review import case_review
-from models.database import get_engine
-from models.tables import Effect, Review, StageChange
-from models.timeline import timeline, timeline_markdown
+from models.record.database import RecordSession, get_engine
+from models.record.tables import Effect, Review, StageChange
+from models.reporting.timeline import timeline, timeline_markdown
 from tasks.runs import placement_tags, relabel_open_runs, start_cycle_run
 from tests.test_gateway import make_paused_run
 from tests.test_portfolio import World
@@ -32,7 +31,7 @@ def test_tags_follow_the_case_and_the_timeline_links_its_runs(
     now = datetime.now(UTC)
     reference = f"CASE-2026-{now.strftime('%H%M%S')}"
     referral_run = make_paused_run(reference)
-    with Session(get_engine(database), expire_on_commit=False) as session:
+    with RecordSession(get_engine(database), expire_on_commit=False) as session:
         world = World(session)
         case = world.case(
             reference=reference,
@@ -105,13 +104,13 @@ def test_scheduling_the_review_refreshes_the_timeline(database: str, prefect_ser
     from prefect import flow
     from prefect.artifacts import Artifact
 
-    from models.timeline import artifact_key
+    from models.reporting.timeline import artifact_key
     from tasks.release import schedule_review
 
     case_review.to_deployment(name="review").apply()
     now = datetime.now(UTC)
     reference = f"CASE-2026-R{now.strftime('%H%M%S%f')[:8]}"
-    with Session(get_engine(database), expire_on_commit=False) as session:
+    with RecordSession(get_engine(database), expire_on_commit=False) as session:
         world = World(session)
         case = world.case(
             reference=reference,

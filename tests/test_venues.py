@@ -12,13 +12,15 @@ from sqlalchemy import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine, select
 
-from models import choices
-from models.directory import DirectoryError, parse_directory, sync_directory
+from models.config.directory import DirectoryError, parse_directory
+from models.config.settings import PROJECT_ROOT
 from models.errors import Refusal
-from models.forms import Preparation, Reschedule, with_choices
-from models.settings import PROJECT_ROOT
-from models.tables import Venue
-from models.venues import place
+from models.record.agencies import sync_directory
+from models.record.database import RecordSession
+from models.record.tables import Venue
+from models.rules import choices
+from models.rules.venues import place
+from models.steps.forms import Preparation, Reschedule, with_choices
 
 DEMO = PROJECT_ROOT / "config" / "directory.demo.yaml"
 
@@ -34,7 +36,7 @@ def session() -> Iterator[Session]:
         "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
     )
     SQLModel.metadata.create_all(engine)
-    with Session(engine) as session:
+    with RecordSession(engine) as session:
         sync_directory(session, parse_directory(demo_data(), "demo.yaml"))
         yield session
     engine.dispose()

@@ -8,11 +8,11 @@ import pytest
 from sqlmodel import Session, select
 
 from deployments.__main__ import main
-from models.consent import consent_in_force, ledger, withdraw
-from models.invitations import queue_invitations
-from models.participants import record_participants
-from models.stakeholders import Proposal
-from models.tables import Agency, Notification
+from models.record.tables import Agency, Notification
+from models.rules.consent import consent_in_force, ledger, withdraw
+from models.rules.invitations import queue_invitations
+from models.rules.participants import record_participants
+from models.rules.stakeholders import Proposal
 from models.vocabulary import ConferenceType, ConsentDecision, ConsentScope, Role
 from tests.test_conference_rules import NOW, new_conference
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.database
 
 
 def test_a_withdrawal_stops_consent_and_tells_only_the_professionals(session: Session) -> None:
-    from models.consent import record_consent
+    from models.rules.consent import record_consent
 
     conference = new_conference(session, ConferenceType.social_network)
     case_id = conference.case_id
@@ -48,7 +48,7 @@ def test_a_withdrawal_stops_consent_and_tells_only_the_professionals(session: Se
     )
     assert [r.decision for r in ledger(session, case_id=case_id)] == ["granted", "withdrawn"]
 
-    from models.tables import Case
+    from models.record.tables import Case
 
     case = session.get(Case, case_id)
     assert case is not None
@@ -64,7 +64,7 @@ def test_a_withdrawal_stops_consent_and_tells_only_the_professionals(session: Se
 
 
 def load_with(monkeypatch: pytest.MonkeyPatch, **files: Path) -> int:
-    from models.settings import get_settings
+    from models.config.settings import get_settings
 
     for name, path in files.items():
         monkeypatch.setenv(f"CASECONF_{name.upper()}", str(path))
@@ -93,8 +93,8 @@ def test_load_refuses_a_channel_tag_without_a_url_and_loads_nothing(
     assert load_with(monkeypatch, directory=directory, apprise_config=apprise) == 2
     message = capsys.readouterr().err
     assert "ams-wien-new" in message and "refused" in message
-    from models.database import session_scope
-    from models.tables import Channel
+    from models.record.database import session_scope
+    from models.record.tables import Channel
 
     with session_scope() as s:
         assert s.exec(select(Channel).where(Channel.tag == "ams-wien-new")).first() is None

@@ -10,7 +10,7 @@ from typing import Sequence, Union
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import models.tables
+import models.record.tables
 
 
 # revision identifiers, used by Alembic.
@@ -43,7 +43,7 @@ def upgrade() -> None:
     sa.Column('step_key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
-    sa.Column('at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', models.record.tables.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('step_key', 'attempt')
     )
@@ -64,9 +64,9 @@ def upgrade() -> None:
     sa.Column('phase', sa.String(length=24), nullable=False),
     sa.Column('current_flow_run_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
     sa.Column('closure_reason', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', models.tables.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('closed_at', models.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', models.record.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', models.record.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', models.record.tables.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['referring_agency_id'], ['agency.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -89,7 +89,7 @@ def upgrade() -> None:
 
     op.create_table('auditevent',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', models.record.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=True),
     sa.Column('actor_id', sa.Integer(), nullable=True),
     sa.Column('action', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
@@ -108,14 +108,14 @@ def upgrade() -> None:
     sa.Column('cycle', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('conference_type', sa.String(length=16), nullable=False),
-    sa.Column('starts_at', models.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('starts_at', models.record.tables.UTCDateTime(timezone=True), nullable=True),
     sa.Column('time_zone', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('location', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
     sa.Column('ical_uid', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('ical_sequence', sa.Integer(), nullable=False),
     sa.Column('phase', sa.String(length=24), nullable=False),
-    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('released_at', models.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', models.record.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('released_at', models.record.tables.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['case.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('case_id', 'cycle')
@@ -129,7 +129,7 @@ def upgrade() -> None:
     sa.Column('scope', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('decision', sa.String(length=16), nullable=False),
     sa.Column('recorded_by_id', sa.Integer(), nullable=False),
-    sa.Column('recorded_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', models.record.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('expires_on', sa.Date(), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['case.id'], ),
     sa.ForeignKeyConstraint(['recorded_by_id'], ['representative.id'], ),
@@ -142,7 +142,7 @@ def upgrade() -> None:
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=True),
     sa.Column('result', sa.JSON(), nullable=False),
-    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', models.record.tables.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['case.id'], ),
     sa.PrimaryKeyConstraint('key')
     )
@@ -153,12 +153,12 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
     sa.Column('cycle', sa.Integer(), nullable=False),
-    sa.Column('due_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('due_at', models.record.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('idempotency_key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('flow_run_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', models.record.tables.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['case.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('idempotency_key')
@@ -175,8 +175,8 @@ def upgrade() -> None:
     sa.Column('due_on', sa.Date(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('status_reason', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', models.record.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', models.record.tables.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['case_id'], ['case.id'], ),
     sa.ForeignKeyConstraint(['conference_id'], ['conference.id'], ),
     sa.ForeignKeyConstraint(['owner_agency_id'], ['agency.id'], ),
@@ -192,7 +192,7 @@ def upgrade() -> None:
     sa.Column('classification', sa.String(length=16), nullable=False),
     sa.Column('summary', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
     sa.Column('pointer', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
-    sa.Column('recorded_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', models.record.tables.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['agency_id'], ['agency.id'], ),
     sa.ForeignKeyConstraint(['conference_id'], ['conference.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -212,8 +212,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
-    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', models.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', models.record.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', models.record.tables.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['case.id'], ),
     sa.ForeignKeyConstraint(['conference_id'], ['conference.id'], ),
     sa.ForeignKeyConstraint(['recipient_agency_id'], ['agency.id'], ),

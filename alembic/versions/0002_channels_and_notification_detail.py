@@ -10,7 +10,7 @@ from typing import Sequence, Union
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import models.tables
+import models.record.tables
 
 
 # revision identifiers, used by Alembic.

@@ -15,7 +15,7 @@ from typing import Sequence, Union
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import models.tables
+import models.record.tables
 
 
 # revision identifiers, used by Alembic.
@@ -43,7 +43,7 @@ def upgrade() -> None:
     sa.Column('area', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
     sa.Column('lead_agency_id', sa.Integer(), nullable=True),
     sa.Column('actor_id', sa.Integer(), nullable=True),
-    sa.Column('at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', models.record.tables.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['actor_id'], ['representative.id'], ),
     sa.ForeignKeyConstraint(['case_id'], ['case.id'], ),
     sa.ForeignKeyConstraint(['lead_agency_id'], ['agency.id'], ),

@@ -7,7 +7,7 @@ Create Date: 2026-11-30 01:30:00
 - `case.phase_since`: when the case entered its current phase ("waiting since" in the managers'
   report); a transfer or a stage move no longer resets it. Existing rows start from
   `updated_at`, the best moment known for them.
-- Indexes for the portfolio report (models/portfolio.py): open cases by phase, referrals,
+- Indexes for the portfolio report (models/reporting/portfolio.py): open cases by phase, referrals,
   closures and repeat referrals, conferences held and prepared by date, participants by
   conference and role (covering), consent entries by date, open actions by owner agency
   (covering), reviews by status and due date, a case's stage history in time order.
@@ -18,7 +18,7 @@ from typing import Sequence, Union
 from alembic import op
 import sqlalchemy as sa
 
-import models.tables
+import models.record.tables
 
 
 # revision identifiers, used by Alembic.
@@ -54,7 +54,7 @@ def upgrade() -> None:
     """Upgrade schema."""
     with op.batch_alter_table("case", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column("phase_since", models.tables.UTCDateTime(timezone=True), nullable=True)
+            sa.Column("phase_since", models.record.tables.UTCDateTime(timezone=True), nullable=True)
         )
     op.execute(sa.text('UPDATE "case" SET phase_since = updated_at'))
     for table, name, columns in INDEXES:

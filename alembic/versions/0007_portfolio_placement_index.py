@@ -7,7 +7,7 @@ Create Date: 2026-11-30 02:40:00
 - `ix_case_status_placement` on case (status, stage, conference_type, profile, area,
   referring_agency_id, lead_agency_id): the portfolio's open cases by stage, conference type,
   profile, area and lead, and the stage chart's column for today, are grouped in the index's
-  order, without sorting and without reading the case rows (models/portfolio.py).
+  order, without sorting and without reading the case rows (models/reporting/portfolio.py).
 """
 
 from typing import Sequence, Union

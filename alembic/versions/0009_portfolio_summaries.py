@@ -19,7 +19,7 @@ Create Date: 2026-11-30 06:00:00
 - `stagetally`: cases by stage at quarter ends, as changes per quarter end and stage; the
   picture of open cases by stage sums a few rows per quarter instead of every stage change.
 
-Kept by listeners on every flush (models/tables.py, models/portfolio.py); existing rows get
+Kept by listeners on every flush (models/record/tables.py, models/reporting/portfolio.py); existing rows get
 them here, computed as the listeners would.
 """
 
@@ -30,7 +30,7 @@ import sqlmodel
 from alembic import op
 from sqlalchemy.orm import Session
 
-import models.tables
+import models.record.tables
 
 # revision identifiers, used by Alembic.
 revision: str = "0009"
@@ -69,9 +69,9 @@ def upgrade() -> None:
         "agencyparticipation",
         sa.Column("case_id", sa.Integer(), nullable=False),
         sa.Column("agency_id", sa.Integer(), nullable=False),
-        sa.Column("first_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("first_at", models.record.tables.UTCDateTime(timezone=True), nullable=False),
         sa.Column("first_month", sa.Date(), nullable=False),
-        sa.Column("last_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_at", models.record.tables.UTCDateTime(timezone=True), nullable=False),
         sa.Column("participations", sa.Integer(), nullable=False),
         sa.Column("named", sa.Integer(), nullable=False),
         sa.Column("same_person", sa.Integer(), nullable=False),
@@ -108,7 +108,7 @@ def upgrade() -> None:
         sa.Column("cases", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("at", "stage"),
     )
-    from models.portfolio import rebuild_summaries  # the listeners' own computation
+    from models.record.summaries import rebuild_summaries  # the listeners' own computation
 
     with Session(bind=op.get_bind()) as session:
         rebuild_summaries(session)

@@ -1,7 +1,7 @@
 """From an outbox row to a message: what each recipient may read, on which channel.
 
 Content is minimal by rule (models/messaging/messages.py); minutes travel as an attachment only on a
-channel whose clearance covers every item the recipient may receive (models/release.py
+channel whose clearance covers every item the recipient may receive (models/rules/release.py
 `minutes_for` decides which), everyone else gets a pointer. Calendar parts go by email only;
 a hand-over carries the calendar as a file to hand on, not as an iMIP part.
 """
@@ -11,14 +11,11 @@ from typing import Literal
 
 from sqlmodel import Session, col, select
 
-from models.handover import HANDED_OVER_ROLES, handover_file_name, handover_for
+from models.config.profile import RANK
 from models.messaging.calendar import conference_calendar
 from models.messaging.channels import Outgoing
 from models.messaging.messages import Event, MessageContext, render
-from models.profile import RANK
-from models.release import Minutes, minutes_for
-from models.stages import case_today
-from models.tables import (
+from models.record.tables import (
     ActionItem,
     Agency,
     Case,
@@ -30,6 +27,9 @@ from models.tables import (
     PlanItem,
     Review,
 )
+from models.rules.handover import HANDED_OVER_ROLES, handover_file_name, handover_for
+from models.rules.release import Minutes, minutes_for
+from models.rules.stages import case_today
 from models.vocabulary import PROFESSIONAL_ROLES, ChannelKind, Classification, Role
 
 MINUTES_POINTER = {

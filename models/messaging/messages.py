@@ -20,7 +20,7 @@ import pendulum
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-from models.handover import Relation
+from models.rules.handover import Relation
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 LANGUAGES = ("en", "de")
@@ -38,7 +38,7 @@ RECIPIENT_ROLES = frozenset(
     }
 )
 _AGENCY_ROLES = frozenset({"lead", "coordinator", "core", "case_dependent"})
-#: Whom a hand-over may be for (models/handover.py `handover_for`).
+#: Whom a hand-over may be for (models/rules/handover.py `handover_for`).
 HANDOVER_TARGETS = frozenset({"client", "family"} | {f"family:{r}" for r in Relation})
 _LINE_BREAKS = "\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 
@@ -155,7 +155,7 @@ class MessageContext:
     minutes_pointer: str | None
     minutes_attached: bool
     previous_starts_at: datetime | None = None  # a moved review's former date
-    # Whom a hand-over is for: client, family or family:<relation> (models/handover.py).
+    # Whom a hand-over is for: client, family or family:<relation> (models/rules/handover.py).
     handover_for: str | None = None
 
     def __post_init__(self) -> None:

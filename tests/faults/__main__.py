@@ -52,8 +52,9 @@ def spread(points: list[str], limit: int | None) -> list[str]:
 
 def run_crashes(tmp: Path, kinds: list[str], limit: int | None) -> tuple[list, dict[str, int]]:
     from deployments.mailcatcher import ChatCatcher, MailCatcher
-    from models.database import migrate, session_scope
-    from models.directory import load_directory, sync_directory
+    from models.config.directory import load_directory
+    from models.record.agencies import sync_directory
+    from models.record.database import migrate, session_scope
     from tests.faults.harness import HookedServer, baseline_walk, inject, walk_day
     from tests.prefect_harness import PrefectServer, Serving, free_port
 

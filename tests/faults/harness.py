@@ -29,10 +29,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from prefect.client.schemas.objects import StateType
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
-from models.database import get_engine
-from models.tables import (
+from models.record.database import RecordSession, get_engine
+from models.record.tables import (
     ActionItem,
     Agency,
     AuditEvent,
@@ -243,7 +243,7 @@ def walk_cycle(
 
 
 def _case(database: str, file_number: str) -> Case | None:
-    with Session(get_engine(database), expire_on_commit=False) as s:
+    with RecordSession(get_engine(database), expire_on_commit=False) as s:
         return s.exec(select(Case).where(Case.referral_file_number == file_number)).first()
 
 
@@ -273,7 +273,7 @@ def left_behind(
     database: str, case_id: int, reference: str, mail: Any, chat: Any | None
 ) -> dict[str, Counter[Any]]:
     """What a walk left, with ids and the reference taken out so walks compare."""
-    with Session(get_engine(database)) as s:
+    with RecordSession(get_engine(database)) as s:
         codes = {a.id: a.code for a in s.exec(select(Agency))}
         conferences = [
             c.id for c in s.exec(select(Conference).where(Conference.case_id == case_id))

@@ -1,0 +1,1 @@
+"""Configuration read from files and the environment: settings, governance profiles, the agency directory."""

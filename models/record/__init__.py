@@ -1,0 +1,1 @@
+"""caseconf's system of record: tables, sessions, the idempotency ledger, the audit log, the outbox."""

@@ -1,0 +1,1 @@
+"""The human steps a coordinator answers in the Prefect UI: one module each, with its form, choices, description and apply."""
