@@ -19,13 +19,15 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 
 help:
 	@echo "make run      install, migrate, load demo data, start Prefect (UI on http://127.0.0.1:4200), serve flows"
+	@echo "make install  create .venv and install caseconf with its dev extras (when pyproject.toml changes)"
 	@echo "make test     install, then run pytest (PYTEST_ARGS passed through; TEST_WORKERS=1 for one process)"
 	@echo "make lint     ruff check, ruff format --check, mypy"
 	@echo "make format   ruff format, ruff check --fix"
 	@echo "make map      write docs/architecture.md's module map from the modules' docstrings"
 	@echo "make migrate  bring caseconf's database to the newest revision"
 	@echo "make load     load the demo profile(s) and agency directory"
-	@echo "make bench    run bench/: invitations, history (BENCH_ARGS=\"history --rounds 3\" for one)"
+	@echo "make bench    run bench/: invitations, imports, history, steps, portfolio, production, load"
+	@echo "              (BENCH_ARGS=\"history --rounds 3\" for one, with its options)"
 	@echo "make faults   crash every task boundary, fuzz every form, load; writes docs/reliability.md (long)"
 	@echo "make lock     regenerate docker/requirements.lock (uv, with hashes) after a dependency change"
 	@echo "make clean    remove var/ and caches (keeps .venv)"
@@ -103,11 +105,7 @@ faults: $(STAMP)
 	env -u CASECONF_TEST_DATABASE_URL $(BIN)/python -m tests.faults $(FAULTS_ARGS)
 
 bench: $(STAMP)
-	@if [ -f bench/__main__.py ]; then \
-	  $(BIN)/python -m bench $(BENCH_ARGS); \
-	else \
-	  echo "bench: nothing to run yet (bench/__main__.py does not exist)"; \
-	fi
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # The production image installs exactly this lock (docker/Dockerfile, --require-hashes).
 lock: $(STAMP)

@@ -805,11 +805,27 @@ def reads(subjects: dict[str, Subject], repeat: int = 200) -> list[tuple[str, di
     """The database reads a step makes (plain functions in tasks/, here in-process), per case:
     median microseconds of `repeat` calls, the cases taking turns."""
     from models.record.database import session_scope
-    from tasks.conference import describe_open_actions
-    from tasks.consent import consent_in_force
+    from models.rules import actions, consent
+    from models.steps import preparation
+    from models.steps.step import Asked
     from tasks.notifications import pending_messages
-    from tasks.referral import case_view, conference_defaults, find_case
+    from tasks.referral import case_view, find_case
     from tasks.steps import step_answered, step_refusals
+
+    def conference_defaults(case_id: int) -> object:
+        with session_scope() as session:
+            return preparation.defaults(session, Asked(case_id=case_id), datetime.now(UTC))
+
+    def describe_open_actions(case_id: int) -> object:
+        with session_scope() as session:
+            return actions.describe_open_actions(session, case_id=case_id)
+
+    def consent_in_force(case_id: int) -> object:
+        with session_scope() as session:
+            scope = ConsentScope.social_network_conference
+            return consent.consent_in_force(
+                session, case_id=case_id, scope=scope, today=datetime.now(UTC).date()
+            )
 
     def failures(case_id: int) -> object:
         from models.messaging.sending import failures
@@ -828,7 +844,7 @@ def reads(subjects: dict[str, Subject], repeat: int = 200) -> list[tuple[str, di
         "step_refusals": lambda label: step_refusals(
             f"{cases[label].reference.lower()}-c{cases[label].cycle}-decision"
         ),
-        "consent_in_force": lambda label: consent_in_force.fn(cases[label].id),
+        "consent_in_force": lambda label: consent_in_force(cases[label].id),
         "pending_messages (outbox)": lambda label: pending_messages(cases[label].id),
         "failures (outbox)": lambda label: failures(cases[label].id),
         "describe_open_actions": lambda label: describe_open_actions(cases[label].id),

@@ -31,8 +31,8 @@ HEAVY = ("apprise", "icalendar", "jinja2", "aiosmtpd", "models.messaging.mail_pl
 
 # Where the flow's load goes, layer by layer, each imported ahead of what needs it: SQLAlchemy
 # and sqlmodel; the SQL dialects `models/record/tables.py` makes SQLAlchemy load (a dialect-specific
-# keyword such as `postgresql_where` loads that dialect's package); the tables; the forms (the
-# flow's parameter models); and the rest of caseconf with the flow objects themselves.
+# keyword such as `postgresql_where` loads that dialect's package); the tables; the steps (their
+# forms and rules); and the rest of caseconf with the flow objects themselves.
 LAYERS = ("sqlalchemy", "dialects", "tables", "forms", "rest")
 PROBE = f"""
 import json, sys, time
@@ -46,7 +46,7 @@ import sqlalchemy.dialects.postgresql, sqlalchemy.dialects.sqlite
 t3 = time.perf_counter()
 import models.record.tables
 t4 = time.perf_counter()
-import models.steps.forms
+import models.steps.registry
 t5 = time.perf_counter()
 from prefect.flows import load_flow_from_entrypoint
 load_flow_from_entrypoint("flows/lifecycle.py:case_lifecycle")

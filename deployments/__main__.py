@@ -20,6 +20,7 @@ from models.reporting.consent_summary import consent_summary
 from models.reporting.continuity import continuity, continuity_table
 from models.rules.cases import acting_representative, case_by_reference
 from tasks.housekeeping import reconcile_reviews, recover_cases
+from tasks.prefect_compat import PrefectInternalsChanged
 
 
 def resend() -> int:
@@ -76,7 +77,8 @@ def print_continuity(reference: str) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The operator commands and their arguments (README.md lists each)."""
     parser = argparse.ArgumentParser(prog="python -m deployments", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="bring the database to the newest schema (Alembic)")
@@ -103,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         "continuity", help="per agency, how often the same person attended a case's conferences"
     )
     report.add_argument("case_reference")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.command == "migrate":
         migrate()
         print("caseconf: database at the newest revision")
@@ -128,5 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run(argv: list[str] | None = None) -> int:
+    """`main`, with a Prefect caseconf was not checked against refused in one line."""
+    try:
+        return main(argv)
+    except PrefectInternalsChanged as error:
+        print(f"caseconf: refused: {error}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

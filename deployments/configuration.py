@@ -15,6 +15,7 @@ from models.messaging.channels import ChannelConfigError, check_tags, load_appri
 from models.record.agencies import sync_directory
 from models.record.database import session_scope
 from models.rules.stakeholders import AgencyView, unsupplied
+from models.steps import registry
 
 
 def supply_problems(profile: Profile, path: Path, directory: Directory) -> list[str]:
@@ -26,6 +27,9 @@ def supply_problems(profile: Profile, path: Path, directory: Directory) -> list[
 def load() -> int:
     """Validate every profile and load the agency directory; refuse to go on half-configured.
 
+    Every phase a profile lists must have a registered step (models/steps/registry.py):
+    caseconf's own, or one of the installation's modules named in CASECONF_STEP_MODULES.
+
     The default profile (CASECONF_PROFILE) must get from the directory every lead, co-lead and
     core-group seat it asks for; another profile that does not is named on stderr (its cases'
     selections warn of what is missing), since one folder may hold other jurisdictions' profiles.
@@ -35,6 +39,11 @@ def load() -> int:
     try:
         names = sorted(p.stem for p in settings.profiles_dir.glob("*.yaml"))
         profiles = {name: load_profile(name, settings.profiles_dir) for name in names}
+        for name, profile in profiles.items():
+            unasked = registry.missing_steps(profile)
+            if unasked:
+                path = settings.profiles_dir / f"{name}.yaml"
+                raise ProfileError("\n".join(f"{path}: {problem}" for problem in unasked))
         if settings.profile not in names:
             raise ProfileError(
                 f"{settings.profiles_dir}: the default profile {settings.profile!r} "

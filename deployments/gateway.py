@@ -24,11 +24,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import uvicorn
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from models.config.settings import get_settings
 
 #: POST routes of Prefect 3.9.1's API that read and change nothing.
 READ_POSTS = re.compile(
@@ -114,10 +117,6 @@ def _forwarded(request: Request) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import uvicorn
-
-    from models.config.settings import get_settings
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upstream", default="http://127.0.0.1:4200", help="the Prefect server")
     parser.add_argument("--host", default="127.0.0.1")

@@ -11,10 +11,11 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.utilities.callables import ParameterSchema, parameter_schema
 from pydantic import BaseModel
 
+from models.answers import Choices, with_choices
 from models.config.settings import get_settings
 from models.record.database import session_scope
 from models.rules import choices
-from models.steps.forms import Choices, with_choices
+from tasks.prefect_compat import set_parameter_schema
 
 #: Parameter model name -> its fields that offer choices (read from the directory and profiles).
 ACTING = ("acting_representative",)
@@ -76,8 +77,8 @@ def with_parameter_choices(made: list[RunnerDeployment], flows: dict[str, Flow[A
     """Give each deployment's parameter schema the choices of the directory as it is now."""
     offered = parameter_choices()
     for deployment in made:
-        deployment._parameter_openapi_schema = schema_with_choices(
-            flows[str(deployment.flow_name)], offered
+        set_parameter_schema(
+            deployment, schema_with_choices(flows[str(deployment.flow_name)], offered)
         )
 
 

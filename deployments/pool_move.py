@@ -41,6 +41,7 @@ from models.record.database import session_scope
 from models.record.tables import Case, Review
 from models.vocabulary import CaseStatus, ReviewStatus
 from tasks.housekeeping import recover_cases
+from tasks.prefect_compat import check_prefect_version
 from tasks.runs import REVIEW_DEPLOYMENT, start_cycle_run
 from tasks.steps import forget_inputs
 
@@ -191,6 +192,7 @@ def move_to_workers() -> Moved:
 
 
 def main() -> int:
+    check_prefect_version()
     try:
         moved = move_to_workers()
     except NotReady as reason:

@@ -29,6 +29,7 @@ from deployments.configuration import load
 from deployments.serve import deployments
 from models.config.settings import PROJECT_ROOT
 from models.record.database import migrate as migrate_caseconf
+from tasks.prefect_compat import PrefectInternalsChanged, check_prefect_version, parameter_schema
 
 #: The work pool every caseconf deployment runs on (prefect.yaml).
 POOL = "caseconf"
@@ -157,7 +158,7 @@ def same_forms_as_serve() -> int:
         for deployment in served:
             registered = client.read_deployment_by_name(f"{deployment.flow_name}/{deployment.name}")
             # What RunnerDeployment.apply() sends under serve.
-            schema = deployment._parameter_openapi_schema.model_dump(exclude_unset=True)
+            schema = parameter_schema(deployment).model_dump(exclude_unset=True)
             client.update_deployment(
                 registered.id, DeploymentUpdate(parameter_openapi_schema=schema)
             )
@@ -197,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="the compose `migrate` job: Prefect's database, caseconf's")
     sub.add_parser("setup", help="the compose `setup` job: directory, pool, deployments")
     args = parser.parse_args(argv)
+    try:
+        check_prefect_version()
+    except PrefectInternalsChanged as error:
+        print(f"caseconf {args.command}: refused: {error}", file=sys.stderr)
+        return 2
     return migrate() if args.command == "migrate" else setup()
 
 

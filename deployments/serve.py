@@ -8,7 +8,6 @@ from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
 from deployments.parameters import with_parameter_choices
-from deployments.warm_start import serve_warm
 from flows.close import case_close
 from flows.coordination import record_handover, reschedule_conference, withdraw_consent_flow
 from flows.lifecycle import case_lifecycle
@@ -19,6 +18,7 @@ from flows.review_plan import change_review_plan
 from flows.stage import move_stage, transfer_case
 from models.config.settings import get_settings
 from tasks.housekeeping import reconcile_reviews, recover_cases
+from tasks.prefect_compat import check_prefect_version
 
 FLOWS = {
     f.name: f
@@ -118,12 +118,17 @@ def poll() -> dict[str, Any]:
 
 
 def main() -> None:
+    check_prefect_version()
     settings = get_settings()
     recover_cases()
     # Nothing else runs yet: a run cancelled by hand needs no time to settle.
     reconcile_reviews(settle=timedelta(0))
     runner = {"pause_on_shutdown": False, "limit": settings.serve_limit, **poll()}
     if settings.warm_start:
+        # Only when on: it reaches into Prefect's internals (tasks/prefect_compat.py); off,
+        # caseconf serves exactly as `prefect.serve` does.
+        from deployments.warm_start import serve_warm
+
         serve_warm(deployments(), FLOWS, **runner)
     else:
         serve(*deployments(), **runner)

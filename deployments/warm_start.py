@@ -22,12 +22,12 @@ from types import ModuleType
 from typing import Any, cast
 from uuid import UUID
 
-import prefect.flow_engine
 from prefect import Flow
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import TerminationSignal
-from prefect.flows import _display_serve_start_message
 from prefect.runner import Runner
+
+from tasks.prefect_compat import announce_serving, hold_flow, start_held_runs_with
 
 #: What the forkserver imports besides the served flows' modules: the message, calendar and
 #: template libraries a run imports only when it sends (a run that sends pays nothing for them).
@@ -59,7 +59,7 @@ def start_runs_warm(preload: list[str]) -> None:
     `preload` (Prefect's own start asks `multiprocessing` for "spawn")."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(preload)
-    prefect.flow_engine.multiprocessing = _Multiprocessing(context)  # type: ignore[attr-defined]
+    start_held_runs_with(_Multiprocessing(context))
 
 
 def serve_warm(
@@ -73,7 +73,7 @@ def serve_warm(
         deployment_id = cast(UUID, served.add_deployment(deployment))  # sync: a UUID
         # What Runner.add_flow does; add_deployment alone makes every run import the flow anew.
         flow = flows[str(deployment.flow_name)]
-        served._deployment_registry.register_flow(deployment_id, flow)
-    _display_serve_start_message(*deployments)
+        hold_flow(served, deployment_id, flow)
+    announce_serving(*deployments)
     with contextlib.suppress(KeyboardInterrupt, TerminationSignal):  # as prefect.serve
         asyncio.run(served.start())

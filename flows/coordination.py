@@ -3,7 +3,7 @@
 from prefect import flow
 
 from flows.notifications import deliver_messages
-from models.steps.forms import ConsentWithdrawal, Handover, Reschedule
+from models.steps.parameters import ConsentWithdrawal, Handover, Reschedule
 from tasks.coordination import handover, reschedule, withdraw_consent
 from tasks.runs import restart_waiting_run
 

@@ -5,10 +5,9 @@ from prefect.runtime import flow_run
 
 from flows.cycle import run_cycle
 from flows.steps import ask
-from models.steps.forms import Referral, ReferralDetails
-from tasks.choices import referral_choices
-from tasks.referral import check_referral, refer
-from tasks.steps import ledger_read_once, step_answered
+from models.steps.referral import Referral
+from models.steps.step import Asked
+from tasks.steps import ledger_read_once
 
 
 @flow(name="case-lifecycle", persist_result=True, log_prints=False)
@@ -18,23 +17,7 @@ def case_lifecycle(referral: Referral) -> str:
     key = f"{run_id}-referral"
     with ledger_read_once([key]):
         # No parameter fails the run: what is wrong is shown above the referral form, which
-        # asks for it again (the valid parameters come pre-filled). A replay past the referral
-        # needs neither, and skips reading the directory and the profile for them.
-        problems, valid = check_referral(referral) if step_answered(key) is None else ([], {})
-        referred = ask(
-            step_key=key,
-            form=ReferralDetails,
-            description=(
-                "### Refer a case\n"
-                "Check the referring agency, the stage and the governance profile, then give the "
-                "referral's details.\n\n"
-                "caseconf issues the case's pseudonymous reference; only that reference is ever "
-                "shown in Prefect and in messages. The agency's own file number stays in "
-                "caseconf's database and is deleted from Prefect once saved. Do not type names."
-            ),
-            apply=lambda answer, attempt: refer(key, attempt, answer, run_id),
-            defaults=valid,
-            choices=referral_choices,
-            notice="; ".join(problems) or None,
-        )
+        # asks for it again (the valid parameters come pre-filled).
+        asked = Asked(run_id=run_id, given=referral.model_dump(mode="json"))
+        referred = ask("referral", step_key=key, asked=asked)
     return run_cycle(int(referred["case_id"]))

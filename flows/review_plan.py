@@ -7,7 +7,7 @@ it is cancelled: a move supersedes the review with a new version (a new key, a n
 from prefect import flow, get_run_logger
 
 from flows.notifications import deliver_messages
-from models.steps.forms import ReviewChange
+from models.steps.parameters import ReviewChange
 from models.vocabulary import ReviewChangeKind
 from tasks.reviews import cancel_review, cancel_runs, check_review_change, reschedule_review
 

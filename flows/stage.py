@@ -3,7 +3,7 @@
 from prefect import flow, get_run_logger
 
 from flows.notifications import deliver_messages
-from models.steps.forms import StageMove, Transfer
+from models.steps.parameters import StageMove, Transfer
 from tasks.reviews import reschedule_review
 from tasks.runs import relabel_open_runs
 from tasks.stages import move, transfer

@@ -1,18 +1,32 @@
-"""A human step: suspend for a form, apply the answer, ask again with the reason if it is refused."""
+"""A human step: suspend for its form, apply the answer, ask again with the reason if it is
+refused; once accepted, the case's timeline and its runs' tags are refreshed."""
 
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pydantic
 from prefect import get_run_logger, suspend_flow_run
+from prefect.futures import PrefectFuture, wait
 from prefect.input import RunInput
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import to_jsonable_python
 
-from models.steps.forms import Choices, with_choices
-from tasks.policies import StepOutcome
-from tasks.steps import forget_answers, forget_attempt, ledger_changed, ledger_steps, refuse_step
+from models.answers import Choices, with_choices
+from models.steps import registry
+from models.steps.step import Asked
+from tasks.policies import CHECK, StepOutcome
+from tasks.portfolio import refresh_timeline
+from tasks.prefect_compat import form_described
+from tasks.runs import relabel_open_runs
+from tasks.steps import (
+    apply_task,
+    forget_answers,
+    forget_attempt,
+    ledger_changed,
+    ledger_steps,
+    read_form,
+    refuse_step,
+)
 
 F = TypeVar("F", bound=BaseModel)
 
@@ -24,7 +38,7 @@ def form_with(
 
     `RunInput.with_initial_data` rebuilds pre-filled fields from their annotation alone and so
     drops their descriptions and constraints (prefect 3.9.1); this keeps every field's info.
-    The forms are plain pydantic models (models/steps/forms.py); this makes each a `RunInput`.
+    The forms are plain pydantic models (models/steps/); this makes each a `RunInput`.
     """
     form = with_choices(form, choices or {})
     if not issubclass(form, RunInput):
@@ -40,8 +54,7 @@ def form_with(
             FieldInfo.merge_field_infos(original, default=default, validate_default=True),
         )
     model = pydantic.create_model(form.__name__, __base__=form, **fields)  # type: ignore[call-overload]
-    model._description = description  # type: ignore[attr-defined]
-    return model  # type: ignore[no-any-return,return-value]
+    return form_described(model, description)  # type: ignore[arg-type,return-value]
 
 
 def _with_refusal(description: str, reason: str | None, attempt: int) -> str:
@@ -53,25 +66,14 @@ def _with_refusal(description: str, reason: str | None, attempt: int) -> str:
     )
 
 
-def ask(
-    *,
-    step_key: str,
-    form: type[F],
-    description: str,
-    apply: Callable[[F, int], StepOutcome],
-    defaults: dict[str, Any] | None = None,
-    choices: Choices | Callable[[], Choices] | None = None,
-    notice: str | None = None,
-) -> dict[str, Any]:
-    """Ask a coordinator for `form` until an answer is accepted; returns the ids it wrote.
+def ask(name: str, *, step_key: str, asked: Asked) -> dict[str, Any]:
+    """Ask a coordinator step `name` (models/steps/) until an answer is accepted; returns the
+    ids it wrote.
 
-    `choices` restrict text fields to codes (or a callable that reads them, called only when
-    the form is asked, never for a step the ledger answers);
-    `notice` goes above the description (a problem found before the first attempt).
-
-    Each attempt suspends under its own key (`<step>-<attempt>`), so the replay after a resume
-    meets each earlier suspension again and gets its answer back from Prefect. An accepted step
-    is answered from caseconf's ledger instead, and its forms are deleted from Prefect.
+    Each attempt suspends under its own key (`<step key>-<attempt>`), so the replay after a
+    resume meets each earlier suspension again and gets its answer back from Prefect. An
+    accepted step is answered from caseconf's ledger instead, and its forms are deleted from
+    Prefect. The form (its choices read now) is read only for a step the ledger does not answer.
     """
     known = ledger_steps(step_key)
     done = known.answered.get(step_key)
@@ -79,20 +81,15 @@ def ask(
         if step_key not in known.forgotten:
             forget_answers(step_key)
         return done
+    step = registry.step(name)
     reasons = list(known.refused.get(step_key, []))
     attempt = len(reasons)
-    offered = choices() if callable(choices) else choices
+    form = read_form(name, asked)
     while True:
-        reason = reasons[-1] if reasons else None
-        text = _with_refusal(description, reason, attempt)
-        if notice and not reasons:
-            text = f"> **Not accepted as given:** {notice}\n\n{text}"
-        model = form_with(
-            form,
-            description=text,
-            choices=offered,
-            **(defaults or {}),
-        )
+        text = _with_refusal(form.description, reasons[-1] if reasons else None, attempt)
+        if form.notice and not reasons:
+            text = f"> **Not accepted as given:** {form.notice}\n\n{text}"
+        model = form_with(step.form, description=text, choices=form.choices, **form.defaults)
         try:
             answer = suspend_flow_run(wait_for_input=model, key=f"{step_key}-{attempt}")
         except pydantic.ValidationError as error:
@@ -100,10 +97,10 @@ def ask(
             refuse_step(step_key, attempt, reason)
             outcome = StepOutcome(refusal=reason)
         else:
-            outcome = apply(answer, attempt)
+            outcome = apply_task(name)(name, step_key, attempt, asked, answer)
         ledger_changed()
         if outcome.result is not None:
-            forget_answers(step_key)
+            _accepted(step_key, asked)
             return outcome.result
         # The refused answer is never read again (the next attempt has its own key): it leaves
         # Prefect now, typed text and all, not when the step is finally accepted.
@@ -111,6 +108,23 @@ def ask(
         get_run_logger().warning("Step %s attempt %d was refused; asking again.", step_key, attempt)
         reasons.append(outcome.refusal or "refused")
         attempt += 1
+
+
+def _accepted(step_key: str, asked: Asked) -> None:
+    """The answer's effects are committed: the step's forms leave Prefect while the case's
+    timeline and its runs' tags are refreshed (a lead just confirmed reaches the `lead:` tag);
+    all Prefect API calls, side by side. A replay, which answers from the ledger, does none."""
+    views: list[PrefectFuture[Any]] = []
+    if asked.case_id is not None:
+        # Never from cache: the same case id asks again after each step.
+        retag = relabel_open_runs.with_options(cache_policy=CHECK, persist_result=False)
+        views = [refresh_timeline.submit(step_key), retag.submit(asked.case_id)]
+    forget_answers(step_key)
+    if views:
+        wait(views)
+        # Views: failing to refresh them must not fail the case's run.
+        if not all(future.state.is_completed() for future in views):
+            get_run_logger().warning("%s: timeline or tags not refreshed.", step_key)
 
 
 def _validation_reason(error: pydantic.ValidationError) -> str:

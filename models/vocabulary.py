@@ -78,6 +78,12 @@ class Phase(StrEnum):
     review_cancelled = "review_cancelled"  # no next review until a move plans one
 
 
+def phase_named(value: str) -> str:
+    """A stored phase as caseconf's own `Phase` where it is one, else as the name an
+    installation's own step gave it (a profile may add phases of its own)."""
+    return Phase(value) if value in Phase.__members__ else value
+
+
 class Role(StrEnum):
     lead = "lead"
     coordinator = "coordinator"

@@ -6,7 +6,7 @@ from models.record.database import saved_id, session_scope
 from models.rules import cases
 from models.rules.conference import cancel_conference
 from models.rules.invitations import queue_invitations
-from models.steps.forms import Closure
+from models.steps.parameters import Closure
 from tasks.policies import DATABASE_RETRIES, now
 
 

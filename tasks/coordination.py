@@ -11,7 +11,7 @@ from models.record.database import saved_id, session_scope
 from models.record.tables import Case, Conference
 from models.rules import cases, conference, consent, venues
 from models.rules.invitations import queue_invitations, record_handover
-from models.steps.forms import ConsentWithdrawal, Handover, Reschedule
+from models.steps.parameters import ConsentWithdrawal, Handover, Reschedule
 from models.vocabulary import CaseStatus, ConferenceType, Role
 from tasks.policies import DATABASE_RETRIES, now
 

@@ -1,4 +1,5 @@
-"""Publish the managers' portfolio and a case's timeline as keyed Prefect artifacts."""
+"""Publish the managers' portfolio, a case's timeline and its personnel continuity as keyed Prefect
+artifacts."""
 
 from datetime import datetime
 
@@ -9,9 +10,11 @@ from sqlmodel import select
 from models.config.settings import get_settings
 from models.record.database import session_scope
 from models.record.tables import Effect
+from models.reporting.continuity import continuity, continuity_table
 from models.reporting.portfolio_report import ARTIFACTS, build_report
 from models.reporting.timeline import artifact_key, timeline, timeline_markdown
 from models.rules import cases
+from models.steps import registry
 from tasks.policies import CHECK, DATABASE_RETRIES, now
 
 
@@ -24,14 +27,14 @@ def known_profiles() -> set[str]:
 def publish_portfolio(at: datetime | None = None) -> list[str]:
     """Compute every portfolio figure as of `at` (default now) and publish one artifact per key;
     returns the keys."""
-    settings = get_settings()
     moment = at or now()
     with session_scope() as session:
         report = build_report(
             session,
             now=moment,
             known_profiles=known_profiles(),
-            late_after_days=settings.late_after_days,
+            late_after_days=registry.late_after_days(),
+            waiting_phases=registry.waiting_phases(),
         )
     for key, markdown in report.items():
         create_markdown_artifact(key=key, markdown=markdown, description=ARTIFACTS[key])
@@ -51,6 +54,12 @@ def refresh_timeline(step_key: str) -> int | None:
     return case_id
 
 
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def refresh_case_timeline(case_id: int) -> None:
+    """Publish the case's timeline after a change made outside its steps (a closure)."""
+    publish_timeline(case_id)
+
+
 def publish_timeline(case_id: int) -> None:
     """Publish the case's timeline artifact as the record stands now (inside a flow or task run:
     the artifact links to it)."""
@@ -60,4 +69,16 @@ def publish_timeline(case_id: int) -> None:
         key = artifact_key(case.reference)
     create_markdown_artifact(
         key=key, markdown=markdown, description="caseconf: the case's story across its runs"
+    )
+
+
+@task(cache_policy=CHECK, persist_result=False, **DATABASE_RETRIES)
+def publish_continuity(case_id: int, reference: str) -> None:
+    """The personnel-continuity report as an artifact: agency codes and numbers, no person."""
+    with session_scope() as session:
+        text = continuity_table(reference, continuity(session, case_id))
+    create_markdown_artifact(
+        key=f"continuity-{reference.lower()}",
+        markdown=text,
+        description="caseconf: personnel continuity per agency",
     )

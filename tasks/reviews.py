@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from models.record.database import session_scope
 from models.record.tables import Review
 from models.rules import cases, review
-from models.steps.forms import ReviewChange
+from models.steps.parameters import ReviewChange
 from models.vocabulary import CaseStatus, Phase, ReviewChangeReason, ReviewStatus
 from tasks.policies import CHECK, DATABASE_RETRIES, EFFECT, OUTSIDE_RETRIES, now
 from tasks.runs import start_cycle_run

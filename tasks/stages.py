@@ -9,7 +9,7 @@ from models.config.profile import Profile, load_profile
 from models.record.database import session_scope
 from models.rules import cases, review, stages
 from models.rules.conference import get_conference
-from models.steps.forms import StageMove, Transfer
+from models.steps.parameters import StageMove, Transfer
 from models.vocabulary import Phase, Stage
 from tasks.policies import DATABASE_RETRIES, now
 

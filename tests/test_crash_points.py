@@ -81,10 +81,10 @@ def test_the_prefect_server_killed_mid_step_loses_and_doubles_nothing(
     """The case's run kills the Prefect server right after the information step committed;
     the server is back five seconds later on the same port and database."""
     walked, points = baseline
-    assert "after:record_information#1" in points
+    assert "after:apply-information#1" in points
     result = inject_server_kill(
         "security",
-        "after:record_information#1",
+        "after:apply-information#1",
         server=prefect_server,
         faults_dir=hooked,
         baseline=walked,

@@ -13,20 +13,21 @@ from prefect.input import RunInput
 from prefect.input.run_input import create_v2_schema
 
 from flows.steps import form_with
-from models.steps.forms import (
-    ALL_FORMS,
-    Closure,
-    Decision,
-    Information,
-    Preparation,
-    Referral,
-    ReferralDetails,
-    Stakeholders,
-)
+from models.steps import registry
+from models.steps.decision import Decision
+from models.steps.information import Information
+from models.steps.parameters import Closure
+from models.steps.preparation import Preparation
+from models.steps.referral import Referral, ReferralDetails
+from models.steps.stakeholders import Stakeholders
+from tasks.prefect_compat import form_description
+
+#: Every step's form, once (the security re-selection asks the stakeholders form again).
+ALL_FORMS = tuple(dict.fromkeys(step.form for step in registry.BUILT_IN))
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "forms.json"
 
-# The pre-filled values the flow gives (see flows/cycle.py), fixed here so the snapshot is stable.
+# The pre-filled values the steps give (see models/steps/), fixed here so the snapshot is stable.
 PREFILLED: dict[str, dict[str, Any]] = {
     "Preparation": {
         "conference_type": "security",
@@ -46,7 +47,7 @@ PREFILLED: dict[str, dict[str, Any]] = {
 
 REPS = [("dsn-1", "for dsn"), ("jva-wien-1", "for jva-wien"), ("neustart-wien-1", "for neustart")]
 ACTING = {"acting_representative": REPS}
-# The choices the flow builds when it asks (see tasks/choices.py), fixed here likewise.
+# The choices the steps offer when asked (see models/steps/), fixed here likewise.
 CHOICES: dict[str, dict[str, list[tuple[str, str]]]] = {
     "ReferralDetails": {
         **ACTING,
@@ -155,12 +156,12 @@ def test_a_prefilled_answer_left_out_arrives_in_its_own_type() -> None:
 
 
 def test_forms_are_plain_models_that_prefect_asks_as_run_inputs():
-    """The forms know nothing of Prefect (models/steps/forms.py); form_with makes each a RunInput."""
+    """The forms know nothing of Prefect (models/steps/); form_with makes each a RunInput."""
     for form in ALL_FORMS:
         assert not issubclass(form, RunInput)
         asked = form_with(form, description="test")
         assert issubclass(asked, RunInput) and issubclass(asked, form)
-        assert asked._description == "test"
+        assert form_description(asked) == "test"
 
 
 def test_choices_become_enums_and_keep_descriptions():

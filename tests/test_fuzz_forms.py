@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pydantic
@@ -25,10 +26,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, func, select
 
-import models.steps.forms as forms
+import models.steps.parameters as parameters
 from models.errors import Refusal
 from models.record.tables import ActionItem, Agency, AuditEvent, Case, Conference, InformationItem
 from models.rules import actions, cases, conference
+from models.steps import registry
+from models.steps.referral import Referral
 from models.vocabulary import ActionStatus, ConferenceKind, ConferenceType, Phase, Stage
 from tests.fuzz import (
     Verdict,
@@ -41,6 +44,16 @@ from tests.fuzz import (
 )
 from tests.test_conference_rules import new_case, new_conference
 
+#: Every form a coordinator fills in, by name: each step's, and the deployments' parameters.
+forms = SimpleNamespace(
+    **{step.form.__name__: step.form for step in registry.BUILT_IN},
+    **{
+        name: model
+        for name, model in vars(parameters).items()
+        if isinstance(model, type) and issubclass(model, pydantic.BaseModel)
+    },
+    Referral=Referral,
+)
 EXAMPLES = int(os.environ.get("CASECONF_FUZZ_EXAMPLES", "15"))
 NOW = datetime(2034, 1, 15, 8, 0, tzinfo=UTC)
 FORMS = load_schemas()

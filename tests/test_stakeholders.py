@@ -24,7 +24,7 @@ from models.rules.stakeholders import (
     core_cap_warning,
     propose_participants,
 )
-from models.steps.forms import RepresentativeEntry, Stakeholders
+from models.steps.stakeholders import RepresentativeEntry, Stakeholders
 from models.vocabulary import (
     PROFESSIONAL_ROLES,
     AgencyKind,
@@ -894,7 +894,18 @@ def test_last_representative_is_proposed_again_and_a_substitute_is_recorded(
     database: str,
 ) -> None:
     from models.rules.cases import refer_case
-    from tasks.stakeholders import confirm_participants, describe_proposal
+    from models.steps import stakeholders
+    from models.steps.step import Asked
+    from tasks.steps import apply_step
+
+    def describe_proposal(case_id: int, conference_id: int) -> tuple[None, None, object]:
+        """What the stakeholders form pre-fills, as the step reads it when it is asked."""
+        with session_scope() as session:
+            found = stakeholders.defaults(session, Asked(case_id, conference_id), NOW)
+        return None, None, found["representatives"]
+
+    def confirm_participants(key: str, attempt: int, case_id: int, conference_id: int, answer):  # type: ignore[no-untyped-def]
+        return apply_step.fn("stakeholders", key, attempt, Asked(case_id, conference_id), answer)
 
     with session_scope() as session:  # committed: a prefix of its own, so no other test sees it
         case = refer_case(
@@ -926,7 +937,7 @@ def test_last_representative_is_proposed_again_and_a_substitute_is_recorded(
         {"agency": "jva-wien", "representative": None},
         {"agency": "neustart-wien", "representative": None},
     ]
-    done = confirm_participants.fn(
+    done = confirm_participants(
         key, 0, case_id, first, answer(("dsn", "dsn-1"), ("jva-wien", "jva-wien-1"))
     )
     assert done.result is not None
@@ -943,7 +954,7 @@ def test_last_representative_is_proposed_again_and_a_substitute_is_recorded(
         {"agency": "neustart-wien", "representative": None},
     ]
     key = f"{reference.lower()}-c2-stakeholders"
-    refused = confirm_participants.fn(
+    refused = confirm_participants(
         key, 0, case_id, second, answer(("dsn", "dsn-1"), ("jva-wien", "dsn-1"))
     )
     assert refused.refusal == (
@@ -954,7 +965,7 @@ def test_last_representative_is_proposed_again_and_a_substitute_is_recorded(
         assert (
             session.exec(select(Participant).where(Participant.conference_id == second)).all() == []
         )
-    done = confirm_participants.fn(
+    done = confirm_participants(
         key, 1, case_id, second, answer(("dsn", "dsn-1"), ("jva-wien", "jva-wien-2"))
     )
     assert done.result is not None

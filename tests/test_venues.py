@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine, select
 
+from models.answers import with_choices
 from models.config.directory import DirectoryError, parse_directory
 from models.config.settings import PROJECT_ROOT
 from models.errors import Refusal
@@ -20,7 +21,8 @@ from models.record.database import RecordSession
 from models.record.tables import Venue
 from models.rules import choices
 from models.rules.venues import place
-from models.steps.forms import Preparation, Reschedule, with_choices
+from models.steps.parameters import Reschedule
+from models.steps.preparation import Preparation
 
 DEMO = PROJECT_ROOT / "config" / "directory.demo.yaml"
 

@@ -33,13 +33,30 @@ from models.vocabulary import (
     Need,
     Phase,
     Stage,
+    phase_named,
 )
 
 SLUG = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
 _SLUG_RE = re.compile(SLUG)
 
-#: The phases a conference type may hold, in the only order they may run.
+#: caseconf's own conference phases, in the only order they may run. An installation may add
+#: phases of its own between information and decision: any other name that is not one of a
+#: case's phases (`Phase`), each asked by a step registered for it (models/steps/registry.py).
 CONFERENCE_PHASES: tuple[Phase, ...] = (Phase.information, Phase.family_only, Phase.decision)
+
+
+#: A phase of a conference: one of CONFERENCE_PHASES, or an installation's own (a slug).
+PhaseName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        max_length=24,
+        examples=list(CONFERENCE_PHASES),
+        description="information, family_only, decision, or the phase of a step the "
+        "installation registered",
+    ),
+    AfterValidator(phase_named),
+]
 
 #: Classifications from the least to the most sensitive; a clearance covers its rank and below.
 RANK: dict[Classification, int] = {
@@ -141,8 +158,9 @@ def _check_core(field: str, slots: list[CoreSlot]) -> None:
 class ConferenceTypeRules(_Strict):
     """How one conference type runs: its phases, consent, who is invited, who leads."""
 
-    phases: list[Phase] = Field(
-        description="Ordered phases among information, family_only, decision."
+    phases: list[PhaseName] = Field(
+        description="Ordered phases: information first, decision last, family_only and an "
+        "installation's own phases (each with a registered step) between."
     )
     consent_required: StrictBool = Field(
         description="The client's recorded consent is needed before the conference."
@@ -154,7 +172,7 @@ class ConferenceTypeRules(_Strict):
         "[social_network_conference] if consent_required, else none.",
     )
     client_and_family: StrictBool = Field(description="The client and family are invited.")
-    client_and_family_phases: list[Phase] | None = Field(
+    client_and_family_phases: list[PhaseName] | None = Field(
         default=None,
         description="The phases the client and family attend, among this type's phases; "
         "omitted: all of them. The family_only phase is always theirs. Only with "
@@ -184,7 +202,7 @@ class ConferenceTypeRules(_Strict):
         "with the client's share_with:<agency code> consent in force; without it, shared "
         "items only.",
     )
-    phases_by_kind: dict[AgencyKind, list[Phase]] = Field(
+    phases_by_kind: dict[AgencyKind, list[PhaseName]] = Field(
         default_factory=dict,
         description="The phases an agency of a kind attends, among this type's phases; kinds "
         "not listed attend every phase but family_only (the client's and family's alone). An "
@@ -231,11 +249,17 @@ class ConferenceTypeRules(_Strict):
                     raise rule_error(f"{field}[{i}]", f"'{phase}' is not one of this type's phases")
             _duplicates(field, attended)
 
-    def professional_phases(self) -> list[Phase]:
+    def phase_after(self, phase: str) -> str:
+        """The phase that follows `phase` in this type's conferences: the next of its phases,
+        or the release after the last (the decision)."""
+        at = self.phases.index(phase)
+        return self.phases[at + 1] if at + 1 < len(self.phases) else Phase.release
+
+    def professional_phases(self) -> list[str]:
         """The phases professionals may attend: every phase of the type but family_only."""
         return [p for p in self.phases if p != Phase.family_only]
 
-    def client_phases(self) -> list[Phase]:
+    def client_phases(self) -> list[str]:
         """The phases the client and family attend (none if they are not invited)."""
         if not self.client_and_family:
             return []
@@ -245,16 +269,20 @@ class ConferenceTypeRules(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> "ConferenceTypeRules":
         for i, phase in enumerate(self.phases):
-            if phase not in CONFERENCE_PHASES:
+            if isinstance(phase, Phase) and phase not in CONFERENCE_PHASES:
                 allowed = ", ".join(CONFERENCE_PHASES)
                 raise rule_error(f"phases[{i}]", f"'{phase}' is not a conference phase ({allowed})")
         _duplicates("phases", self.phases)
-        order = [CONFERENCE_PHASES.index(p) for p in self.phases]
+        order = [CONFERENCE_PHASES.index(p) for p in self.phases if p in CONFERENCE_PHASES]
         if order != sorted(order):
             raise rule_error("phases", "must run in the order information, family_only, decision")
         for needed in (Phase.information, Phase.decision):
             if needed not in self.phases:
                 raise rule_error("phases", f"the {needed} phase is required")
+        if self.phases[0] != Phase.information or self.phases[-1] != Phase.decision:
+            raise rule_error(
+                "phases", "information comes first and decision last; other phases go between"
+            )
         if Phase.family_only in self.phases and not self.client_and_family:
             raise rule_error(
                 "phases", "a family_only phase needs client_and_family: true (nobody would attend)"
@@ -454,14 +482,14 @@ class Profile(_Strict):
             return f"core_kinds_by_stage.{stage}.{conference_type}"
         return f"core_kinds.{conference_type}"
 
-    def phases_for(self, conference_type: ConferenceType, kinds: Iterable[str]) -> list[Phase]:
+    def phases_for(self, conference_type: ConferenceType, kinds: Iterable[str]) -> list[str]:
         """The phases an agency with these kinds attends (several kinds: each kind's phases),
         in the type's order; never family_only. Leads and the coordinator attend every phase
         whatever this says (`models.rules.stakeholders` applies that)."""
         rules = self.rules_for(conference_type)
         every = rules.professional_phases()
         by_kind = {str(k): phases for k, phases in rules.phases_by_kind.items()}
-        attended: set[Phase] = set()
+        attended: set[str] = set()
         for kind in kinds:
             attended.update(by_kind.get(kind, every))
         return [p for p in every if p in attended]

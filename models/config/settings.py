@@ -79,17 +79,17 @@ class Settings(BaseSettings):
         default=4201, ge=1, le=65535, description="Port of the managers' read-only gateway."
     )
     late_after_days: dict[str, int] = Field(
-        default={
-            "preparation": 7,
-            "consent": 7,
-            "stakeholders": 3,
-            "information": 14,
-            "family_only": 14,
-            "decision": 7,
-            "review_cancelled": 7,
-        },
-        description="Days a case may wait for a person at each step before the portfolio "
-        "report counts it late (JSON; a step left out is never late).",
+        default={},
+        description="Days a case may wait for a person at each step before the portfolio report "
+        "counts it late (JSON; a step left out is never late). Empty: each step's own figure "
+        "(preparation 7, consent 7, stakeholders 3, information 14, family_only 14, decision 7) "
+        "and review_cancelled 7.",
+    )
+    step_modules: list[str] = Field(
+        default=[],
+        description="An installation's own human steps: Python modules that each register a "
+        'step when imported (JSON, e.g. `["my_region.steps.risk_review"]`; '
+        "models/steps/registry.py). A profile may then list their phases.",
     )
 
 

@@ -1,5 +1,6 @@
 """Sending the outbox: each row on its own, so a retry re-sends only what failed."""
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -126,7 +127,6 @@ def send_now(
 
     For the re-send command; inside flows, delivery is a Prefect task with retries instead.
     """
-    from concurrent.futures import ThreadPoolExecutor
 
     def attempt(notification_id: int) -> bool:
         try:

@@ -177,7 +177,8 @@ class Case(SQLModel, table=True):
     release_on: date | None = None
     released_on: date | None = None
     cycle: int = 1
-    phase: Phase = Field(default=Phase.referral, sa_type=String(24))
+    # A `Phase`, or the phase of a step an installation registered (models/steps/registry.py).
+    phase: str = Field(default=Phase.referral, sa_type=String(24))
     current_flow_run_id: str | None = Field(default=None, max_length=36)
     closure_reason: str | None = Field(default=None, max_length=64)
     created_at: datetime = _when(default_factory=utcnow)
@@ -252,7 +253,7 @@ class Conference(SQLModel, table=True):
     location: str | None = Field(default=None, max_length=300)
     ical_uid: str = Field(max_length=128)
     ical_sequence: int = 0
-    phase: Phase = Field(default=Phase.preparation, sa_type=String(24))
+    phase: str = Field(default=Phase.preparation, sa_type=String(24))  # as Case.phase
     created_at: datetime = _when(default_factory=utcnow)
     released_at: datetime | None = _when(default=None)
 

@@ -8,7 +8,7 @@ and counts only: nothing a coordinator typed.
 """
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import pairwise
@@ -205,14 +205,21 @@ def waiting_since() -> Any:
     return func.coalesce(col(Case.phase_since), col(Case.updated_at))
 
 
-def waiting(session: Session, *, now: datetime, late_after_days: dict[str, int]) -> WaitingReport:
-    """Open cases waiting at a human step, oldest first. `since` is when the case reached its
+def waiting(
+    session: Session,
+    *,
+    now: datetime,
+    late_after_days: dict[str, int],
+    phases: Collection[str] = WAITING_PHASES,
+) -> WaitingReport:
+    """Open cases waiting at a human step (in one of `phases`: caseconf's own, unless the steps
+    an installation registered add theirs), oldest first. `since` is when the case reached its
     current step; who acts is the agency coordinating the current conference, else the referring
     agency (looked up for the listed cases only)."""
     since = waiting_since()
     waiting_rows = and_(
         col(Case.status) == CaseStatus.open,
-        col(Case.phase).in_([str(p) for p in WAITING_PHASES]),
+        col(Case.phase).in_([str(p) for p in phases]),
     )
     late_when = [
         (and_(col(Case.phase) == step, since < now - timedelta(days=days)), 1)

@@ -5,7 +5,7 @@ Prefect 3.9.1's v2 UI renders Markdown tables, mermaid blocks and `data:image/sv
 """
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from html import escape
 
@@ -54,8 +54,10 @@ def build_report(
     now: datetime,
     known_profiles: Iterable[str],
     late_after_days: dict[str, int],
+    waiting_phases: Collection[str] = figures.WAITING_PHASES,
 ) -> dict[str, str]:
-    """Every portfolio artifact's Markdown by key, from the record as it is at `now`."""
+    """Every portfolio artifact's Markdown by key, from the record as it is at `now` (cases
+    waiting in `waiting_phases`)."""
     first, end = figures.quarter_of(now.date())
     previous = figures.quarter_of(figures.add_months(first, -3))
     quarters = figures.quarters(session, [previous, (first, end)])
@@ -66,7 +68,10 @@ def build_report(
             now=now,
         ),
         "caseconf-waiting": waiting_markdown(
-            figures.waiting(session, now=now, late_after_days=late_after_days), now=now
+            figures.waiting(
+                session, now=now, late_after_days=late_after_days, phases=waiting_phases
+            ),
+            now=now,
         ),
         "caseconf-reviews": reviews_markdown(figures.reviews(session, now=now), now=now),
         "caseconf-actions": actions_markdown(figures.actions(session, today=now.date()), now=now),

@@ -16,6 +16,7 @@ from models.vocabulary import (
     Phase,
     ReviewStatus,
     Stage,
+    phase_named,
 )
 
 #: What `issue_reference` issues (prefix, year, number): the forms accept only this shape.
@@ -30,7 +31,7 @@ class CaseView:
     reference: str
     stage: Stage
     status: CaseStatus
-    phase: Phase
+    phase: str  # a Phase, or an installation's own phase
     cycle: int
     profile: str
     conference_type: ConferenceType | None
@@ -43,7 +44,7 @@ def view(case: Case) -> CaseView:
         reference=case.reference,
         stage=Stage(case.stage),
         status=CaseStatus(case.status),
-        phase=Phase(case.phase),
+        phase=phase_named(case.phase),
         cycle=case.cycle,
         profile=case.profile,
         conference_type=ConferenceType(case.conference_type) if case.conference_type else None,
@@ -157,7 +158,7 @@ def refer_case(
     return case
 
 
-def set_phase(session: Session, *, case: Case, phase: Phase, now: datetime) -> None:
+def set_phase(session: Session, *, case: Case, phase: str, now: datetime) -> None:
     case.phase = phase
     case.updated_at = now
     session.add(case)

@@ -5,13 +5,13 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
+from models.answers import Choice
 from models.config.profile import Profile, ProfileError, load_profile
 from models.errors import Refusal
 from models.record.tables import Agency, Representative
 from models.rules.conference import professional_agencies
 from models.rules.stakeholders import AgencyView, Proposal, apply_changes
 from models.rules.venues import active_venues
-from models.steps.forms import Choice
 from models.vocabulary import Classification, ConferenceType, Phase, Stage
 
 

@@ -32,6 +32,7 @@ from models.vocabulary import (
     Phase,
     PlanOutcome,
     Role,
+    phase_named,
 )
 
 
@@ -125,7 +126,7 @@ class ConferenceView:
     cycle: int
     kind: ConferenceKind
     conference_type: ConferenceType
-    phase: Phase
+    phase: str  # a Phase, or an installation's own phase
 
 
 def view(conference: Conference) -> ConferenceView:
@@ -135,7 +136,7 @@ def view(conference: Conference) -> ConferenceView:
         cycle=conference.cycle,
         kind=ConferenceKind(conference.kind),
         conference_type=ConferenceType(conference.conference_type),
-        phase=Phase(conference.phase),
+        phase=phase_named(conference.phase),
     )
 
 
@@ -281,7 +282,7 @@ def record_information(
     *,
     conference: Conference,
     entries: list[InformationEntry],
-    next_phase: Phase,
+    next_phase: str,
     now: datetime,
 ) -> list[int]:
     """Store the information phase; restricted items only as pointers, only in security conferences."""
@@ -356,8 +357,11 @@ def record_information(
     return ids
 
 
-def record_family_plan(session: Session, *, conference: Conference, items: list[str]) -> list[int]:
-    """Store the plan the client and family drafted without professionals present."""
+def record_family_plan(
+    session: Session, *, conference: Conference, items: list[str], next_phase: str = Phase.decision
+) -> list[int]:
+    """Store the plan the client and family drafted without professionals present; the
+    conference moves to `next_phase` (the decision, unless a profile puts a phase between)."""
     _require_phase(conference, Phase.family_only)
     cleaned = [item.strip() for item in items]
     problems = [
@@ -382,7 +386,7 @@ def record_family_plan(session: Session, *, conference: Conference, items: list[
         session.add(plan_item)
         session.flush()
         ids.append(saved_id(plan_item))
-    conference.phase = Phase.decision
+    conference.phase = next_phase
     session.add(conference)
     session.flush()
     return ids
@@ -644,7 +648,7 @@ def needs_share_with(
 
 def attended_phases(
     participant: Participant, profile: Profile, conference_type: ConferenceType
-) -> set[Phase]:
+) -> set[str]:
     """The phases a participant attends (`Participant.phases`; none recorded: every phase of
     the type)."""
     phases = (
@@ -654,4 +658,4 @@ def attended_phases(
     )
     if participant.phases is None:
         return set(phases)
-    return {Phase(p) for p in participant.phases}
+    return {phase_named(p) for p in participant.phases}

@@ -12,15 +12,12 @@ from models.record.tables import ConsentRecord
 from models.vocabulary import ConsentDecision, ConsentScope, Phase
 
 #: The steps of a conference cycle in the order they run; a scope is needed up to a phase.
-CYCLE_STEPS: tuple[Phase, ...] = (
+#: What comes before a conference's phases, and after them, in every cycle.
+BEFORE_PHASES: tuple[Phase, ...] = (
     Phase.preparation,
     Phase.consent,
     Phase.stakeholders,
     Phase.invitation,
-    Phase.information,
-    Phase.family_only,
-    Phase.decision,
-    Phase.release,
 )
 
 #: The last step a scope is needed for; a scope not listed is needed before every step.
@@ -80,19 +77,29 @@ def in_force(records: Iterable[ConsentRecord], *, scope: str, today: date) -> bo
     return latest.expires_on is None or latest.expires_on >= today
 
 
-def needed_scopes(rules: ConferenceTypeRules, phase: Phase) -> list[ConsentScope]:
+def cycle_steps(rules: ConferenceTypeRules) -> list[str]:
+    """A cycle of this type in order: the steps before the conference, its phases, the release.
+    A type without a family_only phase counts it where it would stand, before the decision."""
+    phases = list(rules.phases)
+    if Phase.family_only not in phases:
+        phases.insert(phases.index(Phase.decision), Phase.family_only)
+    return [*BEFORE_PHASES, *phases, Phase.release]
+
+
+def needed_scopes(rules: ConferenceTypeRules, phase: str) -> list[ConsentScope]:
     """The scopes a type needs before `phase`: family_involvement up to the family_only phase,
     every other listed scope before every step."""
-    at = CYCLE_STEPS.index(phase)
+    order = cycle_steps(rules)
+    at = order.index(phase)
     return [
         scope
         for scope in rules.consent_scopes
-        if scope not in NEEDED_UNTIL or at <= CYCLE_STEPS.index(NEEDED_UNTIL[scope])
+        if scope not in NEEDED_UNTIL or at <= order.index(NEEDED_UNTIL[scope])
     ]
 
 
 def missing_consent(
-    rules: ConferenceTypeRules, phase: Phase, records: Iterable[ConsentRecord], today: date
+    rules: ConferenceTypeRules, phase: str, records: Iterable[ConsentRecord], today: date
 ) -> list[ConsentScope]:
     """The scopes needed before `phase` that are not in force `today`; empty means go."""
     records = list(records)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from models.config.profile import ConferenceTypeRules, CoreSlot, Profile, StageRule
 from models.errors import Problem, Refusal
 from models.record.tables import Agency
-from models.vocabulary import AgencyKind, ConferenceType, Need, Phase, Role, Stage
+from models.vocabulary import AgencyKind, ConferenceType, Need, Role, Stage
 
 if TYPE_CHECKING:
     from models.config.directory import AgencyEntry
@@ -62,7 +62,7 @@ class Proposal:
     rule: str
     override_reason: str | None = None  # the coordinator's reason, for Participant.override_reason
     coordinates: bool = False  # a lead that also coordinates
-    phases: tuple[Phase, ...] | None = None  # None: every phase professionals attend
+    phases: tuple[str, ...] | None = None  # None: every phase professionals attend
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def core_cap_warning(proposals: Iterable[Proposal], profile: Profile) -> str | N
 
 def attended_phases(
     profile: Profile, conference_type: ConferenceType, kinds: Iterable[str], role: Role
-) -> tuple[Phase, ...] | None:
+) -> tuple[str, ...] | None:
     """The phases a participant in this role attends; None when every professional phase
     (leads and the coordinator always; others by the profile's phases_by_kind)."""
     if role in (Role.lead, Role.coordinator):
@@ -148,11 +148,11 @@ def attended_phases(
     return tuple(attended)
 
 
-def _attends(phases: tuple[Phase, ...]) -> str:
+def _attends(phases: tuple[str, ...]) -> str:
     return f"attends {', '.join(phases)} only"
 
 
-def _phase_note(phases: tuple[Phase, ...] | None) -> str:
+def _phase_note(phases: tuple[str, ...] | None) -> str:
     return "" if phases is None else f"; {_attends(phases)}"
 
 
