@@ -18,7 +18,7 @@ from models.steps.stakeholders import (
     audit_list_changes,
     confirmed_list,
     offered,
-    selection,
+    proposed_for,
     warnings,
 )
 from models.steps.step import Applied, Asked, Step, heading
@@ -44,14 +44,10 @@ def _known_representatives(session: Session, asked: Asked) -> dict[str, str]:
 
 def describe(session: Session, asked: Asked, now: datetime) -> str:
     """The new list under the security type's rules: who leaves, stays and joins, and why."""
-    case, conference, profile = (
-        asked.case(session),
-        asked.conference(session),
-        asked.profile(session),
-    )
-    _, proposed = selection(session, case, conference, profile)
+    found = proposed_for(session, asked)
+    proposed = found.selection
     agencies = {saved_id(a): a for a in session.exec(select(Agency))}
-    current = participants(session, conference_id=saved_id(conference))
+    current = participants(session, conference_id=saved_id(found.conference))
     table = describe_changes(changes(current, agencies, proposed.proposals)) + warnings(proposed)
     return heading(session, asked, "who takes part in the security conference") + (
         "The conference goes on as a security conference: selection ran again under the "
@@ -67,15 +63,9 @@ def describe(session: Session, asked: Asked, now: datetime) -> str:
 
 def defaults(session: Session, asked: Asked, now: datetime) -> dict[str, Any]:
     """Who represents each agency: who is named already, else who attended last time."""
-    case, conference, profile = (
-        asked.case(session),
-        asked.conference(session),
-        asked.profile(session),
-    )
-    _, proposed = selection(session, case, conference, profile)
     representatives = proposed_representatives(
         session,
-        agencies=[p.agency_code for p in proposed.proposals],
+        agencies=[p.agency_code for p in proposed_for(session, asked).selection.proposals],
         last=_known_representatives(session, asked),
     )
     return {"representatives": representatives}
@@ -86,13 +76,7 @@ def apply(session: Session, asked: Asked, answer: Stakeholders, now: datetime) -
     rep = cases.acting_representative(session, code=answer.acting_representative)
     case, conference = asked.case(session), asked.conference(session)
     chosen = confirmed_list(
-        session,
-        case=case,
-        conference=conference,
-        profile=asked.profile(session),
-        answer=answer,
-        actor_id=rep.id,
-        at=now,
+        session, found=proposed_for(session, asked), answer=answer, actor_id=rep.id, at=now
     )
     found = reselect_as_security(
         session,

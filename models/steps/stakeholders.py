@@ -116,6 +116,24 @@ def selection(
     return agencies, proposed
 
 
+@dataclass(frozen=True)
+class Proposed:
+    """A stakeholders form's case, conference and profile, and the profile's proposal."""
+
+    case: Case
+    conference: Conference
+    profile: Profile
+    agencies: list[AgencyView]
+    selection: Selection
+
+
+def proposed_for(session: Session, asked: Asked) -> Proposed:
+    case, conference = asked.case(session), asked.conference(session)
+    profile = asked.profile(session)
+    agencies, proposed = selection(session, case, conference, profile)
+    return Proposed(case, conference, profile, agencies, proposed)
+
+
 def default_intermediary(case: Case, proposed: Selection, agencies: list[AgencyView]) -> str:
     """Prison staff while the person is held (a proposed prison first), else the coordinator."""
     if case.stage in (Stage.custody, Stage.pre_release, Stage.pre_trial):
@@ -160,12 +178,8 @@ def form_choices(
 
 def describe(session: Session, asked: Asked, now: datetime) -> str:
     """The proposal as a Markdown table with the rule for each agency, and its warnings."""
-    case, conference, profile = (
-        asked.case(session),
-        asked.conference(session),
-        asked.profile(session),
-    )
-    _, proposed = selection(session, case, conference, profile)
+    found = proposed_for(session, asked)
+    proposed, conference, profile = found.selection, found.conference, found.profile
     rows = ["| agency | role | why |", "|---|---|---|"]
     for p in proposed.proposals:
         rows.append(f"| `{p.agency_code}` | {p.role} | {p.rule} |")
@@ -188,29 +202,28 @@ def describe(session: Session, asked: Asked, now: datetime) -> str:
 
 def offered(session: Session, asked: Asked, now: datetime) -> Choices:
     """What the form offers now (the directory may have changed while the case waited)."""
-    case, conference, profile = (
-        asked.case(session),
-        asked.conference(session),
-        asked.profile(session),
+    found = proposed_for(session, asked)
+    return form_choices(
+        session,
+        found.case,
+        found.conference,
+        found.profile,
+        found.agencies,
+        found.selection.proposals,
     )
-    agencies, proposed = selection(session, case, conference, profile)
-    return form_choices(session, case, conference, profile, agencies, proposed.proposals)
 
 
 def defaults(session: Session, asked: Asked, now: datetime) -> dict[str, Any]:
     """The default intermediary, and who represents each agency (last time's, else none)."""
-    case, conference, profile = (
-        asked.case(session),
-        asked.conference(session),
-        asked.profile(session),
+    found = proposed_for(session, asked)
+    last = last_representatives(
+        session, case_id=saved_id(found.case), before_cycle=found.conference.cycle
     )
-    agencies, proposed = selection(session, case, conference, profile)
-    last = last_representatives(session, case_id=saved_id(case), before_cycle=conference.cycle)
     representatives = proposed_representatives(
-        session, agencies=[p.agency_code for p in proposed.proposals], last=last
+        session, agencies=[p.agency_code for p in found.selection.proposals], last=last
     )
     return {
-        "intermediary": default_intermediary(case, proposed, agencies),
+        "intermediary": default_intermediary(found.case, found.selection, found.agencies),
         "representatives": representatives,
     }
 
@@ -234,16 +247,15 @@ class ConfirmedList:
 def confirmed_list(
     session: Session,
     *,
-    case: Case,
-    conference: Conference,
-    profile: Profile,
+    found: Proposed,
     answer: Stakeholders,
     actor_id: int | None,
     at: datetime,
 ) -> ConfirmedList:
     """Apply the form's changes and named representatives to the proposal (all or nothing:
     Refusal); a confirmed core over the profile's cap is audited."""
-    agencies, proposed = selection(session, case, conference, profile)
+    case, conference, profile = found.case, found.conference, found.profile
+    agencies, proposed = found.agencies, found.selection
     confirmed = apply_changes(
         proposed.proposals,
         add=answer.add,
@@ -300,20 +312,9 @@ def audit_list_changes(
 def apply(session: Session, asked: Asked, answer: Stakeholders, now: datetime) -> Applied:
     """Record the confirmed participants, with the reason for any change to the proposal."""
     rep = cases.acting_representative(session, code=answer.acting_representative)
-    case, conference, profile = (
-        asked.case(session),
-        asked.conference(session),
-        asked.profile(session),
-    )
-    chosen = confirmed_list(
-        session,
-        case=case,
-        conference=conference,
-        profile=profile,
-        answer=answer,
-        actor_id=rep.id,
-        at=now,
-    )
+    found = proposed_for(session, asked)
+    case, conference, profile = found.case, found.conference, found.profile
+    chosen = confirmed_list(session, found=found, answer=answer, actor_id=rep.id, at=now)
     rules = profile.rules_for(ConferenceType(conference.conference_type))
     assert case.id is not None
     family_involved = rules.client_and_family and consent.consent_in_force(
