@@ -15,12 +15,13 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv install migrate load run test lint format map bench faults lock clean
+.PHONY: help venv install migrate load run test screenshots lint format map bench faults lock clean
 
 help:
 	@echo "make run      install, migrate, load demo data, start Prefect (UI on http://127.0.0.1:4200), serve flows"
 	@echo "make install  create .venv and install caseconf with its dev extras (when pyproject.toml changes)"
 	@echo "make test     install, then run pytest (PYTEST_ARGS passed through; TEST_WORKERS=1 for one process)"
+	@echo "make screenshots  run the browser tests and write their pictures to docs/screenshots/"
 	@echo "make lint     ruff check, ruff format --check, mypy"
 	@echo "make format   ruff format, ruff check --fix"
 	@echo "make map      write docs/architecture.md's module map from the modules' docstrings"
@@ -81,8 +82,15 @@ test: $(STAMP)
 	env -u CASECONF_TEST_DATABASE_URL $(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations=15 $(PYTEST_ARGS)
 	@if [ -n "$${CASECONF_TEST_DATABASE_URL:-}" ]; then \
 	  echo "make test: PostgreSQL pass on $$CASECONF_TEST_DATABASE_URL"; \
-	  $(BIN)/pytest -m "database and not flow" $(PYTEST_ARGS); \
+	  $(BIN)/pytest -n 2 -m "database and not flow" $(PYTEST_ARGS); \
 	fi
+
+# The browser tests write their screenshots to a temporary folder (a test run leaves the tree
+# clean); this refreshes the ones the docs show, each form pictured whole. Look at them before
+# committing them.
+screenshots: $(STAMP)
+	CASECONF_SCREENSHOTS=$(CURDIR)/docs/screenshots env -u CASECONF_TEST_DATABASE_URL \
+	  $(BIN)/pytest -n 2 tests/test_browser_walk.py tests/test_browser_manager.py $(PYTEST_ARGS)
 
 # docs/architecture.md's module map, from each module's docstring (a test checks it is current).
 map: $(STAMP)

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,8 +24,25 @@ if TYPE_CHECKING:
     from tests.prefect_harness import PrefectServer
 
 CHROMIUM = os.environ.get("CASECONF_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu"]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+#: Root in a sandbox without a GPU; and nothing of Chromium's own reaching for the network, which
+#: this machine refuses (many connections at a time, each a little CPU for nothing).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+#: Where the browser tests put their screenshots: a temporary folder, so a test run leaves the
+#: tree as it was; `make screenshots` sets CASECONF_SCREENSHOTS to docs/screenshots to refresh the
+#: pictures the docs show (and then pictures each form whole, which costs Chromium seconds each).
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = Path(
+    os.environ.get("CASECONF_SCREENSHOTS") or tempfile.mkdtemp(prefix="caseconf-screenshots-")
+).resolve()
+REFRESHING_DOCS = SCREENSHOTS == DOCS_SCREENSHOTS
 
 
 def chromium_missing() -> str | None:

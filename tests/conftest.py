@@ -10,7 +10,30 @@ from typing import TYPE_CHECKING
 import pytest
 
 _TMP = Path(tempfile.mkdtemp(prefix="caseconf-tests-"))
-DATABASE_URL = os.environ.get("CASECONF_TEST_DATABASE_URL") or f"sqlite:///{_TMP / 'caseconf.db'}"
+
+
+def _own_database(url: str | None) -> str:
+    """The test database: SQLite in this process's folder, or CASECONF_TEST_DATABASE_URL's
+    PostgreSQL database; under pytest-xdist each worker gets a database of its own beside it
+    (`<name>_gw0`, ...), made here, so workers never reset each other's."""
+    if not url:
+        return f"sqlite:///{_TMP / 'caseconf.db'}"
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    from sqlalchemy import create_engine, make_url
+
+    given = make_url(url)
+    own = given.set(database=f"{given.database}_{worker}")
+    admin = create_engine(given, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{own.database}" WITH (FORCE)')
+        connection.exec_driver_sql(f'CREATE DATABASE "{own.database}"')
+    admin.dispose()
+    return own.render_as_string(hide_password=False)
+
+
+DATABASE_URL = _own_database(os.environ.get("CASECONF_TEST_DATABASE_URL"))
 # Set before anything reads the settings, so every part of caseconf (and the serving process the
 # flow tests start) uses the test database.
 os.environ["CASECONF_DATABASE_URL"] = DATABASE_URL

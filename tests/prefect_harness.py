@@ -1,7 +1,10 @@
 """A real Prefect server and caseconf's serving process, and a way to walk a case as the UI does."""
 
+import fcntl
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -11,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import prefect
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
@@ -20,6 +24,37 @@ from deployments.mailcatcher import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+#: Prefect's database, migrated once per Prefect version and copied for each test server: its
+#: migrations cost a server about ten seconds of CPU to start, and the suite starts several.
+TEMPLATES = ROOT / "var" / "test-cache"
+
+
+def migrated_prefect_database() -> Path:
+    """An empty SQLite database with every Prefect migration applied (made once, under a lock,
+    by whichever test process asks first)."""
+    template = TEMPLATES / f"prefect-{prefect.__version__}.db"
+    TEMPLATES.mkdir(parents=True, exist_ok=True)
+    with open(TEMPLATES / "prefect.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if template.exists():
+            return template
+        home = TEMPLATES / f"prefect-{prefect.__version__}-{os.getpid()}"
+        shutil.rmtree(home, ignore_errors=True)
+        env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+        subprocess.run(
+            [str(BIN / "prefect"), "--no-prompt", "server", "database", "upgrade", "-y"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        built = home / "prefect.db"
+        with sqlite3.connect(built) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        os.replace(built, template)
+        shutil.rmtree(home, ignore_errors=True)
+        return template
 
 
 class PrefectServer:
@@ -49,6 +84,9 @@ class PrefectServer:
 
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
+        database = self.home / "prefect.db"  # Prefect's default under PREFECT_HOME
+        if not database.exists() and "PREFECT_API_DATABASE_CONNECTION_URL" not in self.env():
+            shutil.copyfile(migrated_prefect_database(), database)
         log = open(self.home / "server.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [

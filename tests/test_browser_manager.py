@@ -1,7 +1,8 @@
 """A manager in a real browser, through the read-only gateway: the portfolio and a case's
 timeline on the Artifacts pages, and Resume and Cancel refused with the run unchanged.
 
-Screenshots go to docs/screenshots/ (looked at before they were committed)."""
+Screenshots go to a temporary folder; `make screenshots` writes them to docs/screenshots/
+(looked at before they are committed)."""
 
 from datetime import UTC, datetime
 from typing import Any

@@ -3,8 +3,9 @@ the referral started from the deployment's Run page, every form answered through
 Resume dialog by choosing from dropdowns, typing and adding list items, one answer refused on
 purpose and its reason read on the form that asks again, until the review is scheduled.
 
-Screenshots of every form go to docs/screenshots/coordinator-*.png (looked at before they were
-committed). Skipped loudly where Chromium is missing (tests/browser.py)."""
+Screenshots of every form go to a temporary folder; `make screenshots` writes them, each form
+whole, to docs/screenshots/coordinator-*.png (looked at before they are committed). Skipped
+loudly where Chromium is missing (tests/browser.py)."""
 
 from typing import Any
 
@@ -13,7 +14,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.client.schemas.objects import StateType
 
-from tests.browser import SCREENSHOTS, browser  # noqa: F401  (fixture)
+from tests.browser import REFRESHING_DOCS, SCREENSHOTS, browser  # noqa: F401  (fixture)
 from tests.prefect_harness import FINAL, Walk, wait_for
 
 pytestmark = [
@@ -150,15 +151,21 @@ class Coordinator:
         # Prefect answers a resume it refuses (an answer its schema rejects) with 2xx too.
         assert sent.ok and sent.json().get("status") == "ACCEPT", (name, sent.status, sent.text())
         dialog.wait_for(state="hidden")
+        # Away from the run page while the step runs: it polls and repaints every few seconds,
+        # which on 2 cores without a GPU slows the run it shows.
+        self.tab.goto("about:blank")
 
     def shot(self, name: str, element: Any = None) -> None:
-        """The page, or the dialog with its whole form, as docs/screenshots/coordinator-*.png."""
+        """The page as the window shows it, as coordinator-*.png in SCREENSHOTS; when `make
+        screenshots` refreshes the docs, the dialog with its whole form instead."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = str(SCREENSHOTS / f"coordinator-{self.shots}{name}.png")
         # Animations off: on a loaded machine a sliding dialog is never "stable" in time.
-        if element is None:  # the page as the window shows it
+        if element is None or not REFRESHING_DOCS:
             self.tab.screenshot(path=path, animations="disabled", timeout=60_000)
             return
+        # A whole form needs a page thousands of pixels tall, which Chromium paints without a
+        # GPU here in seconds: only for the pictures the docs show.
         self.tab.set_viewport_size(TALL)
         try:
             element.screenshot(path=path, animations="disabled", timeout=60_000)
