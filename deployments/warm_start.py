@@ -30,12 +30,16 @@ from prefect.runner import Runner
 from tasks.prefect_compat import announce_serving, hold_flow, start_held_runs_with
 
 #: What the forkserver imports besides the served flows' modules: the message, calendar and
-#: template libraries a run imports only when it sends (a run that sends pays nothing for them).
+#: template libraries a run imports only when it sends, and Apprise with its plugins loaded
+#: (deployments/warm_preload.py), so a run that sends pays nothing for them.
 PRELOAD = [
     "prefect.flow_engine",
     "models.messaging.channels",
     "models.messaging.messages",
     "models.messaging.calendar",
+    "icalendar",
+    "jinja2",
+    "deployments.warm_preload",
 ]
 
 

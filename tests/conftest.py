@@ -33,7 +33,22 @@ def _own_database(url: str | None) -> str:
     return own.render_as_string(hide_password=False)
 
 
+def _one_certificate() -> str:
+    """A CA file holding one certificate, for Prefect's clients to load. Every Prefect client
+    builds an SSL context from PREFECT_API_SSL_CERT_FILE (default: certifi's whole bundle, about
+    80 ms of CPU to parse) even for a plain-http API; a flow run makes half a dozen clients and
+    the tests one per poll. The test servers are plain http on loopback: nothing is verified."""
+    import certifi
+
+    bundle = Path(certifi.where()).read_text()
+    end = "-----END CERTIFICATE-----\n"
+    path = _TMP / "one-certificate.pem"
+    path.write_text(bundle[bundle.index("-----BEGIN CERTIFICATE-----") : bundle.index(end)] + end)
+    return str(path)
+
+
 DATABASE_URL = _own_database(os.environ.get("CASECONF_TEST_DATABASE_URL"))
+os.environ.setdefault("PREFECT_API_SSL_CERT_FILE", _one_certificate())
 # Set before anything reads the settings, so every part of caseconf (and the serving process the
 # flow tests start) uses the test database.
 os.environ["CASECONF_DATABASE_URL"] = DATABASE_URL

@@ -76,6 +76,7 @@ class PrefectServer:
             "PREFECT_API_URL": self.api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            "CASECONF_SERVE_POLL_SECONDS": "0.2",
             "PREFECT_LOGGING_LEVEL": "INFO",
             # A 503 (SQLite busy) is logged with its cause in server.log.
             "PREFECT_SERVER_LOG_RETRYABLE_ERRORS": "true",
