@@ -8,6 +8,8 @@ whole, to docs/screenshots/coordinator-*.png (looked at before they are committe
 loudly where Chromium is missing (tests/browser.py)."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from typing import Any
 
 import pytest
@@ -231,10 +233,9 @@ def test_a_social_network_case_referred_and_its_stakeholders_chosen_in_the_brows
     walk.waits_at("information")
 
 
-def test_a_social_network_conference_held_in_the_browser(serving, prefect_server, tab) -> None:
-    """The social-network walk's second half: a case brought to its information form with the
-    answers the first half gives in the browser (sent as the UI sends them), then information,
-    the family's plan and the decision on each plan item in the browser, to the review."""
+def social_network_case_at_information() -> Walk:
+    """A social-network case answered through the API as the first half answers it in the
+    browser, waiting at its information form."""
     walk = Walk.refer(AGENCY, stage="pre_release")
     walk.waits_at("referral")
     walk.answer(file_number="BW-2026/19", needs=["housing"], acting_representative=REP)
@@ -250,6 +251,19 @@ def test_a_social_network_conference_held_in_the_browser(serving, prefect_server
     walk.answer(
         add=["psd-wien"], reason="Mental health support after release", acting_representative=REP
     )
+    walk.waits_at("information")
+    return walk
+
+
+def test_a_social_network_conference_held_in_the_browser(serving, prefect_server, tab) -> None:
+    """The social-network walk's second half: a case brought to its information form with the
+    answers the first half gives in the browser (sent as the UI sends them), then information,
+    the family's plan and the decision on each plan item in the browser, to the review."""
+    # In a thread of its own (with this one's Prefect settings): with the browser open,
+    # Playwright keeps an event loop running in this one, where Prefect's sync calls would hand
+    # back coroutines.
+    with ThreadPoolExecutor(1) as other:
+        walk = other.submit(copy_context().run, social_network_case_at_information).result()
     me = Coordinator(tab, prefect_server.api_url.removesuffix("/api") + "/v2", "")
     me.walk = walk
 
