@@ -69,12 +69,9 @@ run: load
 
 # --- quality -----------------------------------------------------------------
 
-# Everything on SQLite; and, when CASECONF_TEST_DATABASE_URL names a PostgreSQL database, the
-# database tests again on it (marked `database`; the whole-case walks, marked `flow`, run on
-# SQLite only: they are CPU-bound and the suite must stay under 7 minutes on 2 cores). The
-# PostgreSQL pass runs beside the SQLite pass, in one process (its output follows the SQLite
-# pass's): the SQLite pass waits for Prefect much of the time, and the two took about 40 s more
-# one after the other.
+# Everything on SQLite first; then, when CASECONF_TEST_DATABASE_URL names a PostgreSQL database,
+# the database tests again on it (marked `database`; the whole-case walks, marked `flow`, run on
+# SQLite only: they are CPU-bound and the suite must stay under 7 minutes on 2 cores).
 # The SQLite pass runs on TEST_WORKERS processes (pytest-xdist): since runs start warm, a
 # whole-case walk spends most of its time waiting for Prefect (two workers kept 2 cores about 40%
 # busy), so three share 2 cores. Tests are handed out one at a time, the longest first
@@ -82,20 +79,11 @@ run: load
 TEST_WORKERS ?= 3
 
 test: $(STAMP)
-	@status=0; postgres=""; \
-	if [ -n "$${CASECONF_TEST_DATABASE_URL:-}" ]; then \
-	  postgres=$$(mktemp); \
-	  echo "make test: PostgreSQL pass on $$CASECONF_TEST_DATABASE_URL, beside the SQLite pass"; \
-	  $(BIN)/pytest -p no:cacheprovider -m "database and not flow" $(PYTEST_ARGS) >"$$postgres" 2>&1 & \
-	  pid=$$!; \
-	fi; \
-	env -u CASECONF_TEST_DATABASE_URL $(BIN)/pytest -n $(TEST_WORKERS) --dist load \
-	  --maxschedchunk 1 --durations=15 $(PYTEST_ARGS) || status=$$?; \
-	if [ -n "$$postgres" ]; then \
-	  wait $$pid || status=$$?; \
-	  echo "make test: the PostgreSQL pass:"; cat "$$postgres"; rm -f "$$postgres"; \
-	fi; \
-	exit $$status
+	env -u CASECONF_TEST_DATABASE_URL $(BIN)/pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations=15 $(PYTEST_ARGS)
+	@if [ -n "$${CASECONF_TEST_DATABASE_URL:-}" ]; then \
+	  echo "make test: PostgreSQL pass on $$CASECONF_TEST_DATABASE_URL"; \
+	  $(BIN)/pytest -n 2 -m "database and not flow" $(PYTEST_ARGS); \
+	fi
 
 # The browser tests write their screenshots to a temporary folder (a test run leaves the tree
 # clean); this refreshes the ones the docs show, each form pictured whole. Look at them before

@@ -24,11 +24,16 @@ if TYPE_CHECKING:
     from tests.prefect_harness import PrefectServer
 
 CHROMIUM = os.environ.get("CASECONF_CHROMIUM", "/usr/bin/chromium")
-#: Root in a sandbox without a GPU; and nothing of Chromium's own reaching for the network, which
-#: this machine refuses (many connections at a time, each a little CPU for nothing).
+#: Root in a sandbox without a GPU; no WebGL (Prefect's run graph falls back to a 2D canvas that
+#: looks the same: with WebGL, Chromium's GPU process emulated it in software, 15.5 s of CPU in a
+#: 30 s walk of three forms, 1.5 s without); and nothing of Chromium's own reaching for the
+#: network, which this machine refuses (many connections at a time, each a little CPU for nothing).
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
+    "--disable-3d-apis",
+    "--disable-webgl",
+    "--disable-accelerated-2d-canvas",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",

@@ -172,15 +172,16 @@ def mail(tmp_root: Path) -> Iterator["MailCatcher"]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest tests first: `make test` hands tests out one at a time in this order
-    (`--dist load --maxschedchunk 1`), so the two workers finish together instead of one
+    (`--dist load --maxschedchunk 1`), so the workers finish together instead of one
     waiting for a long walk that started last."""
-    # Seconds each file took in a fresh clone's `.ci/run`, roughly: the production stack
-    # (mostly waiting on heartbeats) 190, the browser walks 210, the long walk 120, the crash
-    # points 130, the pool move 110, the dated tests again under another clock 55.
+    # Seconds each file took in a fresh clone's `.ci/run`, roughly: the long walk and the
+    # production stack (mostly waiting on heartbeats) 150 each, the browser walks 50 to 70 each
+    # (apart: three Chromiums at once slowed each other by half), the crash points 130, the
+    # pool move 100, the dated tests again under another clock 60.
     order = {
-        "test_production_topology.py": 0,
-        "test_browser_walk.py": 0,
         "test_long_walk.py": 0,
+        "test_production_topology.py": 0,
+        "test_browser_walk.py": 1,
         "test_crash_points.py": 1,
         "test_pool_move.py": 1,
         "test_other_clocks.py": 2,
