@@ -595,8 +595,14 @@ def parse_profile(data: Mapping[str, Any], source: str, *, name: str | None = No
     return profile
 
 
+#: Profiles already read, by file, modification time and size: a step reads its case's profile
+#: several times (the cycle, its form, its apply), and parsing the YAML costs 8 to 40 ms.
+_READ: dict[tuple[str, int, int], Profile] = {}
+
+
 def load_profile(name: str, profiles_dir: Path | None = None) -> Profile:
-    """Read and validate `<profiles_dir>/<name>.yaml` (default folder: settings.profiles_dir)."""
+    """Read and validate `<profiles_dir>/<name>.yaml` (default folder: settings.profiles_dir);
+    read again whenever the file changes."""
     if profiles_dir is None:
         profiles_dir = get_settings().profiles_dir
     if not _SLUG_RE.fullmatch(name) or len(name) > 64:
@@ -605,10 +611,21 @@ def load_profile(name: str, profiles_dir: Path | None = None) -> Profile:
         )
     path = profiles_dir / f"{name}.yaml"
     try:
+        stat = path.stat()
+    except OSError:
+        key = None  # read_yaml_mapping says why
+    else:
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        if key in _READ:
+            return _READ[key]
+    try:
         data = read_yaml_mapping(path)
     except ValueError as exc:
         raise ProfileError(f"{path}: {exc}") from None
-    return parse_profile(data, str(path), name=name)
+    profile = parse_profile(data, str(path), name=name)
+    if key is not None:
+        _READ[key] = profile
+    return profile
 
 
 def export_profile_schema() -> dict[str, Any]:
