@@ -58,14 +58,25 @@ def field(scope: Any, label: str) -> Any:
 
 def choose(scope: Any, label: str, *options: str) -> None:
     """Pick `options` from the field's dropdown (several: a multi-select)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # optional: tests/browser.py
+
     block = field(scope, label).first
     button = block.locator("button[aria-haspopup=listbox]").first
     for option in options:
         if len(options) == 1 and button.inner_text().strip() == option:
             continue  # already chosen (pre-filled)
-        button.click()
         listed = scope.page.get_by_role("option", name=option, exact=True)
-        listed.wait_for()
+        # A click that lands while the dialog is still being rendered opens no list (a loaded
+        # CI run waited 30 s for one): click again, as a person would.
+        for attempt in range(4):
+            button.click()
+            try:
+                listed.wait_for(timeout=7_500)
+                break
+            except PlaywrightTimeout:
+                if attempt == 3:
+                    raise
+                scope.page.keyboard.press("Escape")
         scope.page.wait_for_timeout(150)  # the list slides in; a moving option misses clicks
         listed.click()
         if button.get_attribute("aria-expanded") == "true":
