@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -15,10 +16,11 @@ from typing import Any
 from uuid import UUID
 
 import prefect
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
 from prefect.flow_runs import resume_flow_run
+from prefect.settings import PREFECT_API_URL
 
 from deployments.mailcatcher import free_port
 
@@ -185,9 +187,22 @@ WAITING = {StateType.PAUSED}
 FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 
 
+#: One open client per thread and API address for the polls below: a fresh client for each
+#: read cost the test 4 ms and the server 7 ms instead of 1.5 and 5.5, four times a second.
+_POLLING: dict[tuple[int, str], SyncPrefectClient] = {}
+
+
 def read_run(run_id: UUID) -> FlowRun:
-    with get_client(sync_client=True) as client:
+    key = (threading.get_ident(), str(PREFECT_API_URL.value()))
+    client = _POLLING.get(key)
+    if client is None:
+        client = _POLLING[key] = get_client(sync_client=True).__enter__()
+    try:
         return client.read_flow_run(run_id)
+    except Exception:
+        # A server restarted or gone: the next read opens a new client, as before.
+        _POLLING.pop(key, None)
+        raise
 
 
 def wait_for(run_id: UUID, states: set[StateType], timeout: float = 120) -> FlowRun:
