@@ -725,6 +725,8 @@ def time_resume(
     from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
     from prefect.flow_runs import resume_flow_run
 
+    from tasks.prefect_compat import form_input_key
+
     walk.waits_at(step)
     walk.schema()  # as the UI shows it before anyone answers
     serving.idle(walk.run_id)  # the suspended run's process has left: nothing else runs
@@ -746,7 +748,7 @@ def time_resume(
         time.sleep(POLL)
     while True:
         try:
-            client.read_flow_run_input(walk.run_id, f"suspended-{key}-schema")
+            client.read_flow_run_input(walk.run_id, form_input_key(key, "schema"))
             break
         except (ObjectNotFound, PrefectHTTPStatusError):
             if time.perf_counter() > deadline:

@@ -23,6 +23,7 @@ from prefect.flow_runs import resume_flow_run
 from prefect.settings import PREFECT_API_URL
 
 from deployments.mailcatcher import free_port
+from tasks.prefect_compat import form_input_key
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -263,7 +264,7 @@ class Walk:
                 with get_client(sync_client=True) as client:
                     return str(
                         client.read_flow_run_input(
-                            self.run_id, f"suspended-{self.pause_key()}-{part}"
+                            self.run_id, form_input_key(self.pause_key(), part)
                         )
                     )
             except (ObjectNotFound, PrefectHTTPStatusError):

@@ -33,6 +33,7 @@ from models.record.tables import (
     Review,
 )
 from models.vocabulary import Phase
+from tasks.prefect_compat import form_input_prefix
 from tests.prefect_harness import (
     FINAL,
     ROOT,
@@ -103,7 +104,7 @@ def test_security_case_walks_from_referral_to_a_scheduled_review(serving, databa
     with get_client(sync_client=True) as client:
         kept = client.filter_flow_run_input(
             walk.run_id,
-            key_prefix=f"suspended-{walk.run_id}-referral",
+            key_prefix=form_input_prefix(f"{walk.run_id}-referral"),
             limit=50,
             exclude_keys=set(),
         )

@@ -49,6 +49,7 @@ from models.record.tables import (
     Review,
 )
 from models.vocabulary import Phase
+from tasks.prefect_compat import parameter_schema
 from tests.compose_native import Running, Unavailable, descendants, native_stack
 from tests.prefect_harness import FINAL, Walk, wait_for
 
@@ -151,7 +152,7 @@ def deployments_match_serve(up: Running) -> None:
             assert registered.work_pool_name == "caseconf", served.name
             assert registered.tags == served.tags, served.name
             assert registered.parameter_openapi_schema == (
-                served._parameter_openapi_schema.model_dump(exclude_unset=True)
+                parameter_schema(served).model_dump(exclude_unset=True)
             ), served.name
             intervals = [getattr(s.schedule, "interval", None) for s in registered.schedules or []]
             assert intervals == [

@@ -13,6 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 
+from tasks.prefect_compat import form_input_prefix
 from tests.prefect_harness import FINAL, WAITING, Walk, read_run, wait_for
 
 pytestmark = pytest.mark.flow
@@ -162,7 +163,7 @@ def test_refused_answers_leave_prefect_at_once(serving, database, prefect_server
     walk.waits_at("stakeholders")
     with get_client(sync_client=True) as client:
         kept = client.filter_flow_run_input(
-            walk.run_id, key_prefix="suspended-", limit=50, exclude_keys=set()
+            walk.run_id, key_prefix=form_input_prefix(""), limit=50, exclude_keys=set()
         )
     assert all("preparation" not in k.key for k in kept), [k.key for k in kept]
     for canary in canaries:
