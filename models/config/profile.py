@@ -595,9 +595,10 @@ def parse_profile(data: Mapping[str, Any], source: str, *, name: str | None = No
     return profile
 
 
-#: Profiles already read, by file, modification time and size: a step reads its case's profile
-#: several times (the cycle, its form, its apply), and parsing the YAML costs 8 to 40 ms.
-_READ: dict[tuple[str, int, int], Profile] = {}
+#: Each profile file as last read, with its modification time and size then: a step reads its
+#: case's profile several times (the cycle, its form, its apply), and parsing the YAML costs 8
+#: to 40 ms.
+_READ: dict[Path, tuple[int, int, Profile]] = {}
 
 
 def load_profile(name: str, profiles_dir: Path | None = None) -> Profile:
@@ -613,18 +614,17 @@ def load_profile(name: str, profiles_dir: Path | None = None) -> Profile:
     try:
         stat = path.stat()
     except OSError:
-        key = None  # read_yaml_mapping says why
-    else:
-        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-        if key in _READ:
-            return _READ[key]
+        stat = None  # read_yaml_mapping says why
+    read = _READ.get(path.absolute())
+    if stat is not None and read is not None and read[:2] == (stat.st_mtime_ns, stat.st_size):
+        return read[2]
     try:
         data = read_yaml_mapping(path)
     except ValueError as exc:
         raise ProfileError(f"{path}: {exc}") from None
     profile = parse_profile(data, str(path), name=name)
-    if key is not None:
-        _READ[key] = profile
+    if stat is not None:
+        _READ[path.absolute()] = (stat.st_mtime_ns, stat.st_size, profile)
     return profile
 
 
